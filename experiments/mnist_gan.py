@@ -1,0 +1,70 @@
+r"""Trains a GAN on MNIST-like digits.
+
+    python -m experiments.mnist_gan --workdir=/tmp/mnist_gan           # TFDS
+    python -m experiments.mnist_gan --workdir=/tmp/fashion \
+        --data_dir=/usr/share/datasets/fashion-mnist                    # offline
+
+Defaults (DCGAN, non-saturating loss, Adam 2e-4/0.5, batch 64, 10k steps) give
+recognisable digits; on a 2-core CPU that takes about 15 minutes. Running it
+again in the same workdir resumes from the latest checkpoint.
+"""
+
+import sys
+
+from absl import app, flags
+
+from gan_jax import losses, models, train
+from gan_jax.config import GANConfig
+from gan_jax.errors import UserError
+
+_DEFAULTS = GANConfig()
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", "/tmp/gan_jax/mnist_gan",
+                    "Checkpoints, sample grids and TensorBoard events go here.")
+flags.DEFINE_string("dataset", _DEFAULTS.dataset, "TFDS dataset name.")
+flags.DEFINE_string("data_dir", None,
+                    "Folder of MNIST-format IDX files; overrides --dataset.")
+flags.DEFINE_string("split", _DEFAULTS.split, "Split to train on.")
+flags.DEFINE_enum("arch", _DEFAULTS.arch, sorted(models.ARCHITECTURES),
+                  "Generator/discriminator family.")
+flags.DEFINE_enum("loss", _DEFAULTS.loss, sorted(losses.LOSSES),
+                  "Adversarial loss.")
+flags.DEFINE_enum("dtype", _DEFAULTS.dtype, ["float32", "bfloat16", "float16"],
+                  "Compute dtype (params and losses stay float32).")
+flags.DEFINE_integer("latent_dim", _DEFAULTS.latent_dim, "Size of z.")
+flags.DEFINE_float("lr", _DEFAULTS.lr, "Adam learning rate of both players.")
+flags.DEFINE_float("b1", _DEFAULTS.b1, "Adam beta1.")
+flags.DEFINE_float("b2", _DEFAULTS.b2, "Adam beta2.")
+flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Global batch size.")
+flags.DEFINE_integer("d_steps", _DEFAULTS.d_steps,
+                     "Discriminator updates per generator update.")
+flags.DEFINE_integer("num_steps", _DEFAULTS.num_steps,
+                     "Generator updates in the whole run.")
+flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of init, data order, z.")
+flags.DEFINE_integer("log_every", _DEFAULTS.log_every, "Steps between logs.")
+flags.DEFINE_integer("sample_every", _DEFAULTS.sample_every,
+                     "Steps between sample grids.")
+flags.DEFINE_integer("checkpoint_every", _DEFAULTS.checkpoint_every,
+                     "Steps between checkpoints.")
+flags.DEFINE_integer("keep_checkpoints", _DEFAULTS.keep_checkpoints,
+                     "Checkpoints to keep.")
+flags.DEFINE_integer("num_grid_samples", _DEFAULTS.num_grid_samples,
+                     "Images in each sample grid.")
+
+
+def config_from_flags() -> GANConfig:
+  return GANConfig(**{name: FLAGS[name].value
+                      for name in GANConfig.__dataclass_fields__})
+
+
+def main(argv):
+  if len(argv) > 1:
+    sys.exit(f"error: unexpected arguments {argv[1:]}; flags look like --lr=1e-4")
+  try:
+    train.train_and_evaluate(config_from_flags(), FLAGS.workdir)
+  except UserError as e:
+    sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,38 @@
+r"""Draws samples from a trained run's latest (or a named) checkpoint.
+
+    python -m experiments.sample --workdir=/tmp/mnist_gan \
+        --num_samples=1000 --output=samples.npz --grid=samples.png
+
+`output` holds `images`, uint8 [N, H, W, C].
+"""
+
+import sys
+
+import numpy as np
+from absl import app, flags
+
+from gan_jax import sampling
+from gan_jax.errors import UserError
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "The training run's workdir.",
+                    required=True)
+flags.DEFINE_integer("num_samples", 1000, "How many images to draw.",
+                     lower_bound=1)
+flags.DEFINE_string("output", None, "Where to write the .npz.", required=True)
+flags.DEFINE_string("grid", None, "Optional PNG of the first 64 samples.")
+flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
+flags.DEFINE_integer("seed", 0, "Seed of the latents.")
+
+
+def main(argv):
+  del argv
+  try:
+    sampling.sample_to_files(FLAGS.workdir, FLAGS.num_samples, FLAGS.output,
+                             grid=FLAGS.grid, step=FLAGS.step, seed=FLAGS.seed)
+  except (UserError, FileNotFoundError) as e:
+    sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+  app.run(main)

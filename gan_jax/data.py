@@ -1,0 +1,227 @@
+"""Datasets and the input pipeline.
+
+Two sources, one output: `Dataset(images uint8 [N, H, W, C], labels int32 [N])`
+held in host memory.
+
+* `load_tfds("mnist", "train")`: any TFDS image classification dataset with
+  `image` and `label` features (mnist, fashion_mnist, cifar10, ...).
+* `load_idx_dir("/usr/share/datasets/fashion-mnist", "train")`: a folder of
+  MNIST-format IDX files (train-images-idx3-ubyte[.gz], t10k-... for "test"),
+  which needs no network.
+
+`batches(...)` turns a Dataset into an endless, deterministic stream of
+fixed-size batches of float32 images in [-1, 1], and `prefetch(...)` moves them
+to the devices on a background thread so the step never waits for the host.
+"""
+
+import gzip
+import os
+import queue
+import threading
+from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional
+
+import numpy as np
+
+from gan_jax.errors import DataError
+
+OFFLINE_HINT = (
+    "Offline? Pass --data_dir=DIR, a folder of MNIST-format IDX files; for "
+    "example `apt-get install dataset-fashion-mnist` and "
+    "--data_dir=/usr/share/datasets/fashion-mnist.")
+
+
+class Dataset(NamedTuple):
+  images: np.ndarray  # uint8 [N, H, W, C]
+  labels: np.ndarray  # int32 [N]
+
+  @property
+  def image_shape(self):
+    return tuple(self.images.shape[1:])
+
+  def __len__(self):
+    return len(self.images)
+
+
+# --- IDX files (the MNIST format) --------------------------------------------
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4",
+               0x0D: ">f4", 0x0E: ">f8"}
+_IDX_SPLIT_PREFIXES = {"train": ("train",), "test": ("t10k", "test")}
+
+
+def read_idx(path: str) -> np.ndarray:
+  """Reads an IDX file (optionally gzipped) into an array of its shape.
+
+  Raises DataError naming the file if it is truncated, padded or not IDX.
+  """
+  opener = gzip.open if path.endswith(".gz") else open
+  try:
+    with opener(path, "rb") as f:
+      raw = f.read()
+  except (OSError, EOFError) as e:  # gzip raises these on truncated files.
+    raise DataError(f"Cannot read IDX file {path}: {e}. The file is corrupt "
+                    "or truncated; download it again.") from e
+  if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+    raise DataError(f"{path} is not an IDX file (bad magic number "
+                    f"{raw[:4].hex() or 'empty'}); download it again.")
+  dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
+  header = 4 + 4 * ndim
+  if len(raw) < header:
+    raise DataError(f"IDX file {path} is truncated inside its header; "
+                    "download it again.")
+  shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, offset=4))
+  expected = header + int(np.prod(shape)) * dtype.itemsize
+  if len(raw) != expected:
+    raise DataError(
+        f"IDX file {path} has {len(raw)} bytes but its header {shape} needs "
+        f"{expected}: the file is truncated or corrupt; download it again.")
+  return np.frombuffer(raw, dtype, offset=header).reshape(shape)
+
+
+def _find_idx(data_dir: str, split: str, kind: str) -> str:
+  prefixes = _IDX_SPLIT_PREFIXES.get(split)
+  if prefixes is None:
+    raise DataError(f"--split={split!r}: IDX folders have the splits "
+                    f"{', '.join(_IDX_SPLIT_PREFIXES)}.")
+  ndim = 3 if kind == "images" else 1
+  candidates = [f"{prefix}-{kind}-idx{ndim}-ubyte{ext}"
+                for prefix in prefixes for ext in (".gz", "")]
+  for name in candidates:
+    if os.path.exists(os.path.join(data_dir, name)):
+      return os.path.join(data_dir, name)
+  present = sorted(os.listdir(data_dir)) if os.path.isdir(data_dir) else None
+  where = (f"it holds {', '.join(present) or 'nothing'}" if present is not None
+           else "that folder does not exist")
+  raise DataError(
+      f"--data_dir={data_dir} has no {split} {kind} file (looked for "
+      f"{' or '.join(candidates)}; {where}). Use --split=test for a folder "
+      "holding only the test split.")
+
+
+def load_idx_dir(data_dir: str, split: str = "train") -> Dataset:
+  """Loads MNIST-format IDX images [N, H, W] and labels [N] from a folder."""
+  images = read_idx(_find_idx(data_dir, split, "images"))
+  labels = read_idx(_find_idx(data_dir, split, "labels"))
+  if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+    raise DataError(
+        f"IDX files in {data_dir} disagree: images {images.shape} and labels "
+        f"{labels.shape}; expected [N, H, W] and [N].")
+  return Dataset(images[..., None].astype(np.uint8),
+                 labels.astype(np.int32))
+
+
+# --- TFDS ----------------------------------------------------------------------
+
+
+def load_tfds(name: str, split: str = "train") -> Dataset:
+  """Loads a TFDS image dataset whole into memory (downloading if needed)."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  try:
+    builder = tfds.builder(name)
+  except Exception as e:  # pylint: disable=broad-except
+    raise DataError(f"--dataset={name!r} is not a TFDS dataset ({e}).") from e
+  try:
+    builder.download_and_prepare()
+  except Exception as e:  # pylint: disable=broad-except
+    raise DataError(
+        f"TFDS could not download or prepare {name!r} "
+        f"({type(e).__name__}: {str(e)[:200]}). {OFFLINE_HINT}") from e
+  try:
+    data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+  except Exception as e:  # pylint: disable=broad-except
+    raise DataError(f"--split={split!r} of {name!r}: {e}") from e
+  return Dataset(np.asarray(data["image"], np.uint8),
+                 np.asarray(data["label"], np.int32))
+
+
+def load(dataset: str, split: str = "train",
+         data_dir: Optional[str] = None) -> Dataset:
+  """An IDX folder if `data_dir` is given, else the TFDS dataset `dataset`."""
+  return load_idx_dir(data_dir, split) if data_dir else load_tfds(dataset,
+                                                                  split)
+
+
+# --- Batching ------------------------------------------------------------------
+
+
+def to_model_range(images: np.ndarray) -> np.ndarray:
+  """uint8 [0, 255] -> float32 [-1, 1]."""
+  return images.astype(np.float32) * (2.0 / 255.0) - 1.0
+
+
+def batches(dataset: Dataset, batch_size: int, *, seed: int,
+            start_step: int = 0, batches_per_step: int = 1,
+            process_index: int = 0, process_count: int = 1
+            ) -> Iterator[Dict[str, np.ndarray]]:
+  """Endless stream of {"image": float32 [B, H, W, C], "label": int32 [B]}.
+
+  The examples are read epoch after epoch, each epoch in its own permutation
+  of `seed`, so the stream is a pure function of (seed, step): resuming at
+  `start_step` yields exactly what an uninterrupted run saw there.
+  `batches_per_step` > 1 stacks that many consecutive batches per step
+  ([k, B, ...], one per discriminator update). With several processes,
+  `batch_size` is the global batch and each process gets its own contiguous
+  rows of every global batch.
+  """
+  if batch_size % process_count:
+    raise DataError(f"--batch_size={batch_size} must divide by the "
+                     f"{process_count} processes.")
+  n = len(dataset)
+  if n == 0:
+    raise DataError("The dataset is empty.")
+  local = batch_size // process_count
+  permutation_of = {}
+
+  def indices(start, count):
+    parts = []
+    while count:
+      epoch, offset = divmod(start, n)
+      if epoch not in permutation_of:
+        permutation_of.clear()  # Keep one epoch's permutation at a time.
+        permutation_of[epoch] = np.random.default_rng(
+            (seed, epoch)).permutation(n)
+      take = min(count, n - offset)
+      parts.append(permutation_of[epoch][offset:offset + take])
+      start, count = start + take, count - take
+    return np.concatenate(parts)
+
+  step = start_step
+  while True:
+    rows = []
+    for k in range(batches_per_step):
+      first = (step * batches_per_step + k) * batch_size
+      rows.append(indices(first + process_index * local, local))
+    rows = np.stack(rows) if batches_per_step > 1 else rows[0]
+    yield {"image": to_model_range(dataset.images[rows]),
+           "label": dataset.labels[rows]}
+    step += 1
+
+
+def prefetch(iterator: Iterator[Any], put: Callable[[Any], Any],
+             size: int = 2) -> Iterator[Any]:
+  """Runs `put` (e.g. jax.device_put) on the next `size` items in a thread.
+
+  Errors in the producer are raised in the consumer, at the item they hit.
+  """
+  buffer = queue.Queue(maxsize=size)
+  stop = threading.Event()
+  sentinel = object()
+
+  def produce():
+    try:
+      for item in iterator:
+        if stop.is_set():
+          return
+        buffer.put(put(item))
+    except Exception as e:  # pylint: disable=broad-except
+      buffer.put((sentinel, e))
+
+  threading.Thread(target=produce, daemon=True).start()
+  try:
+    while True:
+      item = buffer.get()
+      if isinstance(item, tuple) and len(item) == 2 and item[0] is sentinel:
+        raise item[1]
+      yield item
+  finally:
+    stop.set()

@@ -1,0 +1,24 @@
+"""Errors that a user can fix; their messages name the problem and the fix.
+
+Entry points print these as one line instead of a traceback.
+"""
+
+
+class UserError(Exception):
+  """Bad input: a flag, a file, a workdir. Fixable without touching code."""
+
+
+class ConfigError(UserError, ValueError):
+  """A flag (config field) has a bad value, or doesn't match the workdir."""
+
+
+class DataError(UserError, ValueError):
+  """A dataset is missing, corrupt or cannot be downloaded."""
+
+
+class WorkdirError(UserError, OSError):
+  """The workdir cannot be written or holds something unexpected."""
+
+
+class DivergenceError(UserError, FloatingPointError):
+  """Training produced a non-finite loss or gradient norm."""

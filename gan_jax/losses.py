@@ -1,0 +1,64 @@
+"""Adversarial losses: pure functions of discriminator logits.
+
+Every function takes logits of any shape (usually [B] or [B, 1]), computes in
+float32 whatever the model's compute dtype, and returns a scalar mean. They are
+written with softplus (= -log sigmoid(-x)) so they stay finite for logits of
+any size, where log(sigmoid(x)) would round to log(0).
+
+    log sigmoid(x)     = -softplus(-x)
+    log(1 - sigmoid(x)) = -softplus(x)
+"""
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+def _f32(x: Array) -> Array:
+  return jnp.asarray(x, jnp.float32)
+
+
+def minimax_d_loss(real_logits: Array, fake_logits: Array) -> Array:
+  """-E[log D(x)] - E[log(1 - D(G(z)))], Goodfellow et al. 2014, eq. 1."""
+  return (jnp.mean(jax.nn.softplus(-_f32(real_logits)))
+          + jnp.mean(jax.nn.softplus(_f32(fake_logits))))
+
+
+def minimax_g_loss(fake_logits: Array) -> Array:
+  """E[log(1 - D(G(z)))]: the generator minimises the game's value directly.
+
+  Saturates (vanishing gradient) when D confidently rejects fakes, which is why
+  the non-saturating loss is the default.
+  """
+  return -jnp.mean(jax.nn.softplus(_f32(fake_logits)))
+
+
+def non_saturating_g_loss(fake_logits: Array) -> Array:
+  """-E[log D(G(z))], the heuristic of Goodfellow et al. 2014, section 3."""
+  return jnp.mean(jax.nn.softplus(-_f32(fake_logits)))
+
+
+def hinge_d_loss(real_logits: Array, fake_logits: Array) -> Array:
+  """E[relu(1 - D(x))] + E[relu(1 + D(G(z)))], Lim & Ye 2017."""
+  return (jnp.mean(jax.nn.relu(1.0 - _f32(real_logits)))
+          + jnp.mean(jax.nn.relu(1.0 + _f32(fake_logits))))
+
+
+def hinge_g_loss(fake_logits: Array) -> Array:
+  """-E[D(G(z))]."""
+  return -jnp.mean(_f32(fake_logits))
+
+
+class GANLoss(NamedTuple):
+  d_loss: Callable[[Array, Array], Array]  # (real_logits, fake_logits) -> []
+  g_loss: Callable[[Array], Array]  # fake_logits -> []
+
+
+LOSSES = {
+    "minimax": GANLoss(minimax_d_loss, minimax_g_loss),
+    "non_saturating": GANLoss(minimax_d_loss, non_saturating_g_loss),
+    "hinge": GANLoss(hinge_d_loss, hinge_g_loss),
+}

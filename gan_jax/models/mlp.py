@@ -1,0 +1,66 @@
+"""Fully connected GAN after Goodfellow et al. 2014 (the MNIST networks).
+
+The generator is a ReLU MLP with a tanh output; the discriminator uses maxout
+units with dropout, as in the paper's released code.
+"""
+
+from typing import Any, Sequence, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Dtype = Any
+
+
+class Maxout(nn.Module):
+  """Dense layer to `features * pieces` units, max over each group of pieces."""
+  features: int
+  pieces: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    y = nn.Dense(self.features * self.pieces, dtype=self.dtype,
+                 param_dtype=self.param_dtype)(x)
+    return y.reshape(x.shape[:-1] + (self.features, self.pieces)).max(-1)
+
+
+class MLPGenerator(nn.Module):
+  """z [B, latent_dim] -> images [B, H, W, C] in [-1, 1]."""
+  image_shape: Tuple[int, int, int] = (28, 28, 1)
+  hidden: Sequence[int] = (1200, 1200)
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+    del train  # No batch statistics or dropout in this generator.
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    x = z.astype(self.dtype)
+    for width in self.hidden:
+      x = nn.relu(nn.Dense(width, **kw)(x))
+    x = nn.Dense(int(np.prod(self.image_shape)), **kw)(x)
+    return jnp.tanh(x).reshape((z.shape[0],) + tuple(self.image_shape))
+
+
+class MLPDiscriminator(nn.Module):
+  """images [B, H, W, C] -> logits [B] (float32). Needs a 'dropout' rng."""
+  image_shape: Tuple[int, int, int] = (28, 28, 1)
+  hidden: Sequence[int] = (240, 240)
+  pieces: int = 5
+  dropout_rate: float = 0.5
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+    x = x.reshape(x.shape[0], -1).astype(self.dtype)
+    for width in self.hidden:
+      x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+      x = Maxout(width, self.pieces, **kw)(x)
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    return nn.Dense(1, **kw)(x)[:, 0].astype(jnp.float32)

@@ -1,0 +1,203 @@
+"""The update steps: the public API of gan_jax.
+
+Pure functions of explicit state and PRNG keys, returning (new_state, metrics).
+Nothing here is jitted, reads globals or touches the host, so you can jit,
+shard, vmap or compose them in your own code:
+
+    d_step = jax.jit(steps.d_step, donate_argnums=0)
+    g_step = jax.jit(steps.g_step, donate_argnums=0,
+                     static_argnames="batch_size")
+    train_step = jax.jit(steps.train_step, donate_argnums=0)
+
+    state = gan_jax.state.create_state(config, image_shape=(28, 28, 1))
+    state, metrics = train_step(state, {"image": images})  # [B, 28, 28, 1]
+
+Randomness: one key per call. `d_step` and `g_step` called with the same key
+draw the same latents z, which is what `train_step` does for its last
+discriminator update and the generator update (as in the PyTorch DCGAN
+example), so it runs the generator forward pass once and reuses it for the
+generator's gradient through `jax.vjp`.
+
+Metrics (all float32 scalars):
+  d_loss, g_loss: the two players' losses.
+  d_real, d_fake: mean sigmoid(D) on real and generated images.
+  d_acc_real, d_acc_fake: share of real images D calls real, and of generated
+    images D calls fake. Both near 0.5 is the "fooled half the time" state.
+  d_grad_norm, g_grad_norm: global L2 norm of each player's gradient.
+"""
+
+from typing import Any, Callable, Dict, Tuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gan_jax import losses
+from gan_jax.state import GANState, PlayerState, step_key
+
+Array = jax.Array
+Metrics = Dict[str, Array]
+
+
+def _stream_keys(key: Array) -> Tuple[Array, Array, Array]:
+  """Named streams of one step key: latents, D's dropout in each step."""
+  z_key, d_step_key, g_step_key = jax.random.split(key, 3)
+  return z_key, d_step_key, g_step_key
+
+
+def sample_latents(key: Array, batch_size: int, latent_dim: int) -> Array:
+  """z ~ N(0, I), float32 [batch_size, latent_dim]."""
+  return jax.random.normal(key, (batch_size, latent_dim), jnp.float32)
+
+
+def _generate_train_mode(g_state: PlayerState, g_params, z: Array):
+  """G(z) with batch statistics; returns (images, updated batch_stats)."""
+  images, updates = g_state.apply_fn(
+      g_state.variables(g_params), z, train=True, mutable=["batch_stats"])
+  return images, updates.get("batch_stats", g_state.batch_stats)
+
+
+def _discriminate(d_state: PlayerState, d_params, images: Array, key: Array):
+  """D(images) in train mode; returns (logits [B] float32, batch_stats)."""
+  logits, updates = d_state.apply_fn(
+      d_state.variables(d_params), images, train=True,
+      mutable=["batch_stats"], rngs={"dropout": key})
+  return logits, updates.get("batch_stats", d_state.batch_stats)
+
+
+def _update_discriminator(d_state: PlayerState, real_images: Array,
+                          fake_images: Array, key: Array):
+  """One optimizer step of D on real images and (constant) fakes."""
+  gan_loss = losses.LOSSES[d_state.game.loss]
+  real_key, fake_key = jax.random.split(key)
+  fake_images = jax.lax.stop_gradient(fake_images)
+
+  def loss_fn(params):
+    # Separate real and fake batches, so BatchNorm never mixes them (DCGAN).
+    real_logits, batch_stats = _discriminate(
+        d_state, params, real_images, real_key)
+    d_state_real = d_state.replace(batch_stats=batch_stats)
+    fake_logits, batch_stats = _discriminate(
+        d_state_real, params, fake_images, fake_key)
+    loss = gan_loss.d_loss(real_logits, fake_logits)
+    return loss, (real_logits, fake_logits, batch_stats)
+
+  (loss, (real_logits, fake_logits, batch_stats)), grads = (
+      jax.value_and_grad(loss_fn, has_aux=True)(d_state.params))
+  new_state = d_state.apply_gradients(grads=grads, batch_stats=batch_stats)
+  metrics = {
+      "d_loss": loss,
+      "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
+      "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
+      "d_acc_real": jnp.mean((real_logits > 0).astype(jnp.float32)),
+      "d_acc_fake": jnp.mean((fake_logits < 0).astype(jnp.float32)),
+      "d_grad_norm": optax.global_norm(grads),
+  }
+  return new_state, metrics
+
+
+def _update_generator(g_state: PlayerState, d_state: PlayerState,
+                      fake_images: Array, pullback: Callable[[Array], Any],
+                      g_batch_stats, key: Array):
+  """One optimizer step of G, given G's forward pass and its VJP."""
+  gan_loss = losses.LOSSES[g_state.game.loss]
+
+  def loss_of_images(images):
+    logits, _ = _discriminate(d_state, d_state.params, images, key)
+    return gan_loss.g_loss(logits)
+
+  loss, image_grads = jax.value_and_grad(loss_of_images)(fake_images)
+  (grads,) = pullback(image_grads.astype(fake_images.dtype))
+  new_state = g_state.apply_gradients(grads=grads, batch_stats=g_batch_stats)
+  return new_state, {"g_loss": loss, "g_grad_norm": optax.global_norm(grads)}
+
+
+def _generate_with_vjp(g_state: PlayerState, z: Array):
+  fake_images, pullback, batch_stats = jax.vjp(
+      lambda params: _generate_train_mode(g_state, params, z),
+      g_state.params, has_aux=True)
+  return fake_images, pullback, batch_stats
+
+
+def d_step(d_state: PlayerState, g_params, real_images: Array,
+           key: Array) -> Tuple[PlayerState, Metrics]:
+  """One discriminator update against the generator `g_params`.
+
+  Args:
+    d_state: the discriminator's state (its `game` names the generator).
+    g_params: the generator's params (its BatchNorm runs in train mode).
+    real_images: float [B, H, W, C] in [-1, 1].
+    key: PRNG key; draws B latents and D's dropout.
+
+  Returns:
+    (new d_state, metrics: d_loss, d_real, d_fake, d_acc_*, d_grad_norm).
+  """
+  game = d_state.game
+  z_key, d_key, _ = _stream_keys(key)
+  z = sample_latents(z_key, real_images.shape[0], game.latent_dim)
+  fake_images, _ = game.generator.apply(
+      {"params": g_params}, z, train=True, mutable=["batch_stats"])
+  return _update_discriminator(d_state, real_images, fake_images, d_key)
+
+
+def g_step(g_state: PlayerState, d_params, key: Array, *,
+           batch_size: int) -> Tuple[PlayerState, Metrics]:
+  """One generator update against the discriminator `d_params`.
+
+  Args:
+    g_state: the generator's state (its `game` names the discriminator).
+    d_params: the discriminator's params (it runs in train mode; its running
+      statistics are not updated by the generator's step).
+    key: PRNG key; the same key as a `d_step` draws the same latents.
+    batch_size: number of latents B (static under jit).
+
+  Returns:
+    (new g_state, metrics: g_loss, g_grad_norm).
+  """
+  game = g_state.game
+  z_key, _, g_key = _stream_keys(key)
+  z = sample_latents(z_key, batch_size, game.latent_dim)
+  d_state = PlayerState(step=0, apply_fn=game.discriminator.apply,
+                        params=d_params, tx=None, opt_state=None,
+                        batch_stats={}, game=game)
+  fake_images, pullback, batch_stats = _generate_with_vjp(g_state, z)
+  return _update_generator(g_state, d_state, fake_images, pullback,
+                           batch_stats, g_key)
+
+
+def train_step(state: GANState, batch: Dict[str, Array]
+               ) -> Tuple[GANState, Metrics]:
+  """`game.d_steps` discriminator updates, then one generator update.
+
+  Args:
+    state: both players, the step and the base key.
+    batch: {"image": float [B, H, W, C] in [-1, 1]}, or [d_steps, B, H, W, C]
+      to give each discriminator update its own real batch. Other keys (such
+      as "label") are ignored.
+
+  Returns:
+    (new state, metrics of the last D update and of the G update).
+  """
+  game = state.game
+  images = batch["image"]
+  real_batches = images if images.ndim == 5 else [images] * game.d_steps
+  if len(real_batches) != game.d_steps:
+    raise ValueError(f"batch['image'] has {len(real_batches)} real batches "
+                     f"for d_steps={game.d_steps}.")
+  key = step_key(state.rng, state.step)
+  d_state = state.d
+  for i in range(game.d_steps - 1):
+    d_state, _ = d_step(d_state, state.g.params, real_batches[i],
+                        jax.random.fold_in(key, i))
+
+  # Last D step and the G step share z, so G's forward pass runs once.
+  z_key, d_key, g_key = _stream_keys(
+      jax.random.fold_in(key, game.d_steps - 1))
+  z = sample_latents(z_key, real_batches[-1].shape[0], game.latent_dim)
+  fake_images, pullback, g_batch_stats = _generate_with_vjp(state.g, z)
+  d_state, d_metrics = _update_discriminator(
+      d_state, real_batches[-1], fake_images, d_key)
+  g_state, g_metrics = _update_generator(
+      state.g, d_state, fake_images, pullback, g_batch_stats, g_key)
+  new_state = state.replace(g=g_state, d=d_state, step=state.step + 1)
+  return new_state, {**d_metrics, **g_metrics}

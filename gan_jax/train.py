@@ -1,0 +1,159 @@
+"""The training loop: data in, checkpoints, samples and summaries out.
+
+    train_and_evaluate(GANConfig(arch="dcgan"), workdir="/tmp/mnist_gan")
+
+What lands in `workdir`:
+  checkpoints/<step>/  orbax checkpoints of the whole GANState (last few kept).
+  samples/step_<step>.png  a grid from a fixed latent batch, every
+    `sample_every` steps (eval-mode generator).
+  events.out.tfevents.*  TensorBoard scalars (losses, D outputs, accuracies,
+    gradient norms, steps/sec) and the sample grids.
+
+Starting again in the same workdir resumes from the latest checkpoint: the
+step, both players and optimizers, and the data position (a pure function of
+the step) come back, so the result equals an uninterrupted run.
+"""
+
+import math
+import os
+import time
+from typing import Dict, List
+
+import jax
+import numpy as np
+from absl import logging
+from clu import metric_writers
+
+from gan_jax import checkpoint, data, sampling, steps
+from gan_jax.config import GANConfig
+from gan_jax.errors import ConfigError, DivergenceError, WorkdirError
+from gan_jax.state import GANState, create_state
+
+
+def _quiet_orbax_info_logs() -> None:
+  """Orbax logs dozens of INFO lines per save; keep its warnings only."""
+  logger = logging.get_absl_logger()
+  if not any(getattr(f, "is_gan_jax_filter", False) for f in logger.filters):
+    def keep(record):
+      return record.levelno >= logging.converter.STANDARD_WARNING or (
+          f"{os.sep}orbax{os.sep}" not in record.pathname)
+    keep.is_gan_jax_filter = True
+    logger.addFilter(keep)
+
+
+def _prepare_workdir(workdir: str) -> None:
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, ".write_test")
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise WorkdirError(f"--workdir={workdir} is not writable ({e.strerror}); "
+                  "choose another --workdir.") from e
+
+
+def _mean_metrics(history: List[Dict[str, jax.Array]]) -> Dict[str, float]:
+  """Averages per-step device metrics with one device-to-host transfer."""
+  stacked = jax.device_get(jax.tree.map(lambda *xs: np.stack(xs), *history))
+  return {name: float(np.mean(values)) for name, values in stacked.items()}
+
+
+def _check_finite(metrics: Dict[str, float], step: int, last_saved) -> None:
+  bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+  if bad:
+    raise DivergenceError(
+        f"Training diverged by step {step}: non-finite "
+        f"{', '.join(f'{k}={v}' for k, v in sorted(bad.items()))}. "
+        f"The last good checkpoint (step {last_saved}) is kept; try a lower "
+        "--lr or another --loss.")
+
+
+def _format_eta(seconds: float) -> str:
+  minutes, seconds = divmod(int(seconds), 60)
+  hours, minutes = divmod(minutes, 60)
+  return f"{hours}:{minutes:02d}:{seconds:02d}"
+
+
+def train_and_evaluate(config: GANConfig, workdir: str) -> GANState:
+  """Trains (or resumes) the GAN of `config` in `workdir`; returns its state."""
+  config.validate()
+  _quiet_orbax_info_logs()
+  _prepare_workdir(workdir)
+  dataset = data.load(config.dataset, config.split, config.data_dir)
+  image_shape = dataset.image_shape
+  logging.info("Data: %d images of shape %s from %s.", len(dataset),
+               image_shape, config.data_dir or f"TFDS {config.dataset}")
+
+  state = create_state(config, image_shape)
+  mngr = checkpoint.manager(workdir, config.keep_checkpoints)
+  if mngr.latest_step() is not None:
+    saved_step, saved_config, saved_shape = checkpoint.load_config(mngr)
+    config.check_resumable_from(saved_config, workdir)
+    if saved_shape != image_shape:
+      raise ConfigError(f"--workdir={workdir} was trained on images of shape "
+                       f"{saved_shape}, this data has {image_shape}.")
+    state = checkpoint.restore(mngr, state)
+    logging.info("Resumed from the checkpoint at step %d.", saved_step)
+  start_step = int(state.step)
+  last_saved = start_step if start_step else None
+
+  is_chief = jax.process_index() == 0
+  # TensorBoard events from process 0 only; the log line below is the console.
+  writer = (metric_writers.AsyncWriter(metric_writers.SummaryWriter(workdir))
+            if is_chief else metric_writers.MultiWriter([]))
+  if start_step == 0:
+    writer.write_hparams(
+        {k: v for k, v in config.to_dict().items() if v is not None})
+
+  train_step = jax.jit(steps.train_step, donate_argnums=0)
+  generate = jax.jit(sampling.generate)
+  fixed_z = steps.sample_latents(jax.random.key(config.seed + 1),
+                                 config.num_grid_samples, config.latent_dim)
+  batches = data.prefetch(
+      data.batches(dataset, config.batch_size, seed=config.seed,
+                   start_step=start_step,
+                   batches_per_step=config.d_steps if config.d_steps > 1 else 1),
+      put=jax.device_put)
+
+  history = []
+  timer_step, timer_start = start_step, time.perf_counter()
+  for step in range(start_step, config.num_steps):
+    state, metrics = train_step(state, next(batches))
+    history.append(metrics)
+    done = step + 1
+    is_last = done == config.num_steps
+    log_now = done % config.log_every == 0 or is_last
+    save_now = done % config.checkpoint_every == 0 or is_last
+    if log_now or (save_now and history):
+      # Never checkpoint a diverged state: check what it was trained on.
+      summary = _mean_metrics(history)
+      history = []
+      _check_finite(summary, done, last_saved)
+      now = time.perf_counter()
+      steps_per_sec = (done - timer_step) / (now - timer_start)
+      timer_step, timer_start = done, now
+      summary["steps_per_sec"] = steps_per_sec
+      summary["images_per_sec"] = steps_per_sec * config.batch_size
+      writer.write_scalars(done, summary)
+      logging.info(
+          "step %d/%d  d_loss %.3f  g_loss %.3f  D(x) %.2f  D(G(z)) %.2f  "
+          "acc real/fake %.2f/%.2f  %.1f steps/s  ETA %s", done,
+          config.num_steps, summary["d_loss"], summary["g_loss"],
+          summary["d_real"], summary["d_fake"], summary["d_acc_real"],
+          summary["d_acc_fake"], steps_per_sec,
+          _format_eta((config.num_steps - done) / steps_per_sec))
+    if (done % config.sample_every == 0 or is_last) and is_chief:
+      grid = sampling.image_grid(sampling.to_uint8(generate(state.g, fixed_z)))
+      sampling.save_png(
+          os.path.join(workdir, "samples", f"step_{done:07d}.png"), grid)
+      writer.write_images(done, {"samples": grid[None]})
+    if save_now:
+      checkpoint.save(mngr, state, config, image_shape)
+      last_saved = done
+
+  mngr.wait_until_finished()
+  mngr.close()
+  writer.flush()
+  writer.close()
+  return state
