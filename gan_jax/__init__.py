@@ -7,9 +7,7 @@ pytrees of `gan_jax.state`; `gan_jax.train.train_and_evaluate` is the loop.
 import os
 
 
-def _tune_xla_cpu()
-# TensorFlow (used by TFDS and TensorBoard) logs oneDNN banners at INFO.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1") -> None:
+def _tune_xla_cpu() -> None:
   """Turns off XLA:CPU's experimental YNNPACK fusions (jaxlib 0.10).
 
   Measured on a 2-core Xeon: +25..50% images/sec for the DCGAN train step

@@ -127,11 +127,15 @@ def load_tfds(name: str, split: str = "train") -> Dataset:
         f"TFDS could not download or prepare {name!r} "
         f"({type(e).__name__}: {str(e)[:200]}). {OFFLINE_HINT}") from e
   try:
-    data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+    examples = builder.as_dataset(split=split, shuffle_files=False)
   except Exception as e:  # pylint: disable=broad-except
     raise DataError(f"--split={split!r} of {name!r}: {e}") from e
-  return Dataset(np.asarray(data["image"], np.uint8),
-                 np.asarray(data["label"], np.int32))
+  images, labels = [], []
+  for chunk in tfds.as_numpy(examples.batch(4096)):
+    images.append(chunk["image"])
+    labels.append(chunk["label"])
+  return Dataset(np.concatenate(images).astype(np.uint8),
+                 np.concatenate(labels).astype(np.int32))
 
 
 def load(dataset: str, split: str = "train",
@@ -213,6 +217,7 @@ def prefetch(iterator: Iterator[Any], put: Callable[[Any], Any],
         if stop.is_set():
           return
         buffer.put(put(item))
+      buffer.put((sentinel, None))  # End of a finite stream.
     except Exception as e:  # pylint: disable=broad-except
       buffer.put((sentinel, e))
 
@@ -221,6 +226,8 @@ def prefetch(iterator: Iterator[Any], put: Callable[[Any], Any],
     while True:
       item = buffer.get()
       if isinstance(item, tuple) and len(item) == 2 and item[0] is sentinel:
+        if item[1] is None:
+          return
         raise item[1]
       yield item
   finally:

@@ -118,42 +118,43 @@ def train_and_evaluate(config: GANConfig, workdir: str) -> GANState:
 
   history = []
   timer_step, timer_start = start_step, time.perf_counter()
-  for step in range(start_step, config.num_steps):
-    state, metrics = train_step(state, next(batches))
-    history.append(metrics)
-    done = step + 1
-    is_last = done == config.num_steps
-    log_now = done % config.log_every == 0 or is_last
-    save_now = done % config.checkpoint_every == 0 or is_last
-    if log_now or (save_now and history):
-      # Never checkpoint a diverged state: check what it was trained on.
-      summary = _mean_metrics(history)
-      history = []
-      _check_finite(summary, done, last_saved)
-      now = time.perf_counter()
-      steps_per_sec = (done - timer_step) / (now - timer_start)
-      timer_step, timer_start = done, now
-      summary["steps_per_sec"] = steps_per_sec
-      summary["images_per_sec"] = steps_per_sec * config.batch_size
-      writer.write_scalars(done, summary)
-      logging.info(
-          "step %d/%d  d_loss %.3f  g_loss %.3f  D(x) %.2f  D(G(z)) %.2f  "
-          "acc real/fake %.2f/%.2f  %.1f steps/s  ETA %s", done,
-          config.num_steps, summary["d_loss"], summary["g_loss"],
-          summary["d_real"], summary["d_fake"], summary["d_acc_real"],
-          summary["d_acc_fake"], steps_per_sec,
-          _format_eta((config.num_steps - done) / steps_per_sec))
-    if (done % config.sample_every == 0 or is_last) and is_chief:
-      grid = sampling.image_grid(sampling.to_uint8(generate(state.g, fixed_z)))
-      sampling.save_png(
-          os.path.join(workdir, "samples", f"step_{done:07d}.png"), grid)
-      writer.write_images(done, {"samples": grid[None]})
-    if save_now:
-      checkpoint.save(mngr, state, config, image_shape)
-      last_saved = done
-
-  mngr.wait_until_finished()
-  mngr.close()
-  writer.flush()
-  writer.close()
+  try:
+    for step in range(start_step, config.num_steps):
+      state, metrics = train_step(state, next(batches))
+      history.append(metrics)
+      done = step + 1
+      is_last = done == config.num_steps
+      log_now = done % config.log_every == 0 or is_last
+      save_now = done % config.checkpoint_every == 0 or is_last
+      if log_now or (save_now and history):
+        # Never checkpoint a diverged state: check what it was trained on.
+        summary = _mean_metrics(history)
+        history = []
+        _check_finite(summary, done, last_saved)
+        now = time.perf_counter()
+        steps_per_sec = (done - timer_step) / (now - timer_start)
+        timer_step, timer_start = done, now
+        summary["steps_per_sec"] = steps_per_sec
+        summary["images_per_sec"] = steps_per_sec * config.batch_size
+        writer.write_scalars(done, summary)
+        logging.info(
+            "step %d/%d  d_loss %.3f  g_loss %.3f  D(x) %.2f  D(G(z)) %.2f  "
+            "acc real/fake %.2f/%.2f  %.1f steps/s  ETA %s", done,
+            config.num_steps, summary["d_loss"], summary["g_loss"],
+            summary["d_real"], summary["d_fake"], summary["d_acc_real"],
+            summary["d_acc_fake"], steps_per_sec,
+            _format_eta((config.num_steps - done) / steps_per_sec))
+      if (done % config.sample_every == 0 or is_last) and is_chief:
+        grid = sampling.image_grid(sampling.to_uint8(generate(state.g, fixed_z)))
+        sampling.save_png(
+            os.path.join(workdir, "samples", f"step_{done:07d}.png"), grid)
+        writer.write_images(done, {"samples": grid[None]})
+      if save_now:
+        checkpoint.save(mngr, state, config, image_shape)
+        last_saved = done
+  finally:
+    # Also on errors: finish pending saves so the last good step survives.
+    mngr.wait_until_finished()
+    mngr.close()
+    writer.close()
   return state

@@ -76,13 +76,13 @@ class DCGANDiscriminator(nn.Module):
   """images [B, H, W, C] -> logits [B] (float32)."""
   image_shape: Tuple[int, int, int] = (28, 28, 1)
   features: int = 64  # Channels of the first layer.
-  fast_convs: bool = True  # layers.StridedConv, same function as flax's.
+  fast_convs: bool = True  # layers.Conv, same function as flax's.
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
-    conv = layers.StridedConv if self.fast_convs else nn.Conv
+    conv = layers.Conv if self.fast_convs else nn.Conv
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     x = x.astype(self.dtype)
     for i in range(num_upsamplings(self.image_shape[0])):

@@ -1,6 +1,6 @@
 """Strided convolutions rewritten as stride-1 convolutions, for speed.
 
-`ConvTranspose` and `StridedConv` hold exactly the parameters of
+`ConvTranspose` and `Conv` (same class names, so the same parameter paths) hold exactly the parameters of
 `flax.linen.ConvTranspose` / `flax.linen.Conv` with `padding="SAME"` and compute
 exactly the same function (tests/test_layers.py checks both against flax). Only
 the arithmetic differs:
@@ -120,8 +120,8 @@ class ConvTranspose(nn.Module):
 
     select_h, pad_h = embed(phases_h, kernel.shape[0])
     select_w, pad_w = embed(phases_w, kernel.shape[1])
-    wide_kernel = jnp.einsum("ajt,bku,tuio->jkiabo", select_h, select_w,
-                             kernel)
+    wide_kernel = jnp.einsum("ajt,bku,tuio->jkiabo", select_h.astype(kernel.dtype),
+                             select_w.astype(kernel.dtype), kernel)
     sh, sw = len(phases_h), len(phases_w)
     wide_kernel = wide_kernel.reshape(wide_kernel.shape[:3] +
                                       (sh * sw * self.features,))
@@ -130,7 +130,7 @@ class ConvTranspose(nn.Module):
     return [[y[:, :, :, rh, rw] for rw in range(sw)] for rh in range(sh)]
 
 
-class StridedConv(nn.Module):
+class Conv(nn.Module):
   """`nn.Conv(features, kernel_size, strides, padding="SAME")`.
 
   Input [B, H, W, C_in] -> [B, ceil(H / s_h), ceil(W / s_w), features], as a

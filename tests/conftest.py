@@ -1,0 +1,42 @@
+"""Shared fixtures: small synthetic datasets written by the tests themselves."""
+
+import gzip
+import os
+import struct
+
+import numpy as np
+import pytest
+
+import gan_jax  # noqa: F401  (sets XLA flags before jax starts)
+
+
+def write_idx(path, array):
+  """Writes `array` (uint8) as an IDX file, gzipped if path ends in .gz."""
+  array = np.asarray(array, np.uint8)
+  header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(
+      f">{array.ndim}I", *array.shape)
+  opener = gzip.open if path.endswith(".gz") else open
+  with opener(path, "wb") as f:
+    f.write(header + array.tobytes())
+
+
+def make_digits(n, seed=0):
+  """n 28x28 uint8 images of class-dependent bars, and their labels."""
+  rng = np.random.default_rng(seed)
+  labels = rng.integers(0, 10, n).astype(np.uint8)
+  images = np.zeros((n, 28, 28), np.uint8)
+  for i, label in enumerate(labels):
+    images[i, 4:24, 2 + 2 * label:4 + 2 * label] = 255
+  return images, labels
+
+
+@pytest.fixture
+def idx_dir(tmp_path):
+  """A folder with train (96 images) and test (32) splits in IDX format."""
+  folder = tmp_path / "idx"
+  folder.mkdir()
+  for prefix, n, ext in (("train", 96, ".gz"), ("t10k", 32, "")):
+    images, labels = make_digits(n, seed=len(prefix))
+    write_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte{ext}"), images)
+    write_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte{ext}"), labels)
+  return str(folder)

@@ -1,0 +1,144 @@
+import gzip
+import os
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from conftest import write_idx
+from gan_jax import data
+from gan_jax.errors import DataError
+
+
+def test_idx_reader_round_trip(tmp_path):
+  array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+  for name in ("a-idx3-ubyte", "a-idx3-ubyte.gz"):
+    path = str(tmp_path / name)
+    write_idx(path, array)
+    np.testing.assert_array_equal(data.read_idx(path), array)
+
+
+def test_idx_reader_rejects_truncated_files(tmp_path):
+  path = str(tmp_path / "t-idx3-ubyte")
+  write_idx(path, np.zeros((4, 5, 5), np.uint8))
+  raw = open(path, "rb").read()
+  open(path, "wb").write(raw[:-7])
+  with pytest.raises(DataError, match="truncated or corrupt"):
+    data.read_idx(path)
+  open(path, "wb").write(raw[:10])
+  with pytest.raises(DataError, match="header"):
+    data.read_idx(path)
+
+
+def test_idx_reader_rejects_truncated_gzip_and_garbage(tmp_path):
+  path = str(tmp_path / "t-idx3-ubyte.gz")
+  write_idx(path, np.zeros((40, 28, 28), np.uint8))
+  raw = open(path, "rb").read()
+  open(path, "wb").write(raw[: len(raw) // 2])
+  with pytest.raises(DataError, match="corrupt or truncated"):
+    data.read_idx(path)
+  garbage = str(tmp_path / "g-idx3-ubyte")
+  open(garbage, "wb").write(b"<html>not found</html>")
+  with pytest.raises(DataError, match="not an IDX file"):
+    data.read_idx(garbage)
+
+
+def test_load_idx_dir(idx_dir):
+  train = data.load_idx_dir(idx_dir, "train")
+  test = data.load("ignored", "test", data_dir=idx_dir)
+  assert train.images.shape == (96, 28, 28, 1) and train.images.dtype == np.uint8
+  assert train.labels.shape == (96,) and train.labels.dtype == np.int32
+  assert len(test) == 32 and test.image_shape == (28, 28, 1)
+
+
+def test_missing_files_name_the_flag_and_the_fix(idx_dir, tmp_path):
+  for name in os.listdir(idx_dir):
+    if name.startswith("train"):
+      os.remove(os.path.join(idx_dir, name))
+  with pytest.raises(DataError, match="--split=test"):
+    data.load_idx_dir(idx_dir, "train")
+  with pytest.raises(DataError, match="does not exist"):
+    data.load_idx_dir(str(tmp_path / "nowhere"), "train")
+  with pytest.raises(DataError, match="--split='validation'"):
+    data.load_idx_dir(idx_dir, "validation")
+
+
+def test_image_range():
+  images = np.array([0, 255, 128], np.uint8)
+  np.testing.assert_allclose(data.to_model_range(images),
+                             [-1.0, 1.0, 128 / 127.5 - 1], atol=1e-6)
+
+
+def _dataset(n=10):
+  images = np.arange(n, dtype=np.uint8).reshape(n, 1, 1, 1) * 20
+  return data.Dataset(images, np.arange(n, dtype=np.int32))
+
+
+def test_batches_cover_each_epoch_once_in_a_seeded_order():
+  stream = data.batches(_dataset(), 5, seed=3)
+  first_epoch = np.concatenate([next(stream)["label"] for _ in range(2)])
+  second_epoch = np.concatenate([next(stream)["label"] for _ in range(2)])
+  assert sorted(first_epoch) == list(range(10))
+  assert sorted(second_epoch) == list(range(10))
+  assert list(first_epoch) != list(second_epoch)
+  again = data.batches(_dataset(), 5, seed=3)
+  np.testing.assert_array_equal(next(again)["label"], first_epoch[:5])
+  other_seed = data.batches(_dataset(), 5, seed=4)
+  assert list(next(other_seed)["label"]) != list(first_epoch[:5])
+
+
+def test_batches_resume_at_any_step_and_cross_epochs():
+  full = data.batches(_dataset(), 4, seed=0)  # 4 does not divide 10.
+  expected = [next(full)["label"] for _ in range(7)]
+  for start in (0, 2, 5):
+    resumed = data.batches(_dataset(), 4, seed=0, start_step=start)
+    for step in range(start, 7):
+      np.testing.assert_array_equal(next(resumed)["label"], expected[step])
+
+
+def test_batches_per_step_and_process_slices():
+  whole = data.batches(_dataset(), 4, seed=0, batches_per_step=2)
+  batch = next(whole)
+  assert batch["image"].shape == (2, 4, 1, 1, 1)
+  assert batch["image"].dtype == np.float32
+  halves = [next(data.batches(_dataset(), 4, seed=0, batches_per_step=2,
+                              process_index=p, process_count=2))["label"]
+            for p in range(2)]
+  np.testing.assert_array_equal(np.concatenate(halves, axis=1),
+                                batch["label"])
+  with pytest.raises(DataError, match="--batch_size=4"):
+    next(data.batches(_dataset(), 4, seed=0, process_count=3))
+
+
+def test_prefetch_preserves_order_and_raises_producer_errors():
+  assert list(data.prefetch(iter(range(5)), put=lambda x: x * 2)) == [
+      0, 2, 4, 6, 8]
+
+  def broken():
+    yield 1
+    raise DataError("disk on fire")
+
+  stream = data.prefetch(broken(), put=lambda x: x)
+  assert next(stream) == 1
+  with pytest.raises(DataError, match="disk on fire"):
+    next(stream)
+
+
+def test_tfds_path_with_mock_data():
+  with tfds.testing.mock_data(num_examples=12):
+    dataset = data.load("mnist", "train")
+  assert dataset.images.shape == (12, 28, 28, 1)
+  assert dataset.images.dtype == np.uint8 and dataset.labels.dtype == np.int32
+
+
+def test_tfds_offline_error_names_data_dir_and_debian_package(monkeypatch):
+  def offline(self, *args, **kwargs):
+    raise ConnectionError("Failed to resolve 'storage.googleapis.com'")
+
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare",
+                      offline)
+  with pytest.raises(DataError) as error:
+    data.load("mnist", "train")
+  message = str(error.value)
+  assert "--data_dir" in message and "dataset-fashion-mnist" in message
+  assert "ConnectionError" in message

@@ -1,0 +1,56 @@
+"""The command-line entry points, run as a user would run them."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(module, *flags):
+  return subprocess.run([sys.executable, "-m", module, *flags], cwd=REPO,
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_train_then_sample_from_the_command_line(idx_dir, tmp_path):
+  workdir = str(tmp_path / "run")
+  result = _run("experiments.mnist_gan", f"--workdir={workdir}",
+                f"--data_dir={idx_dir}", "--arch=dcgan_tiny", "--num_steps=4",
+                "--batch_size=8", "--log_every=2", "--sample_every=2",
+                "--checkpoint_every=2", "--lr=1e-3")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "step 4/4" in result.stderr
+  assert "ETA" in result.stderr
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4"]
+  assert os.path.exists(os.path.join(workdir, "samples", "step_0000004.png"))
+
+  output, grid = str(tmp_path / "s.npz"), str(tmp_path / "s.png")
+  result = _run("experiments.sample", f"--workdir={workdir}",
+                "--num_samples=10", f"--output={output}", f"--grid={grid}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  images = np.load(output)["images"]
+  assert images.shape == (10, 28, 28, 1) and images.dtype == np.uint8
+  assert os.path.getsize(grid) > 0
+
+
+def test_bad_flags_get_one_line_errors(tmp_path):
+  result = _run("experiments.mnist_gan", "--lr=-1",
+                f"--workdir={tmp_path}")
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines()[-1] == (
+      "error: --lr must be positive, got -1.0.")
+  result = _run("experiments.mnist_gan", "--arch=resnet")
+  assert result.returncode != 0
+  assert "flag --arch=resnet" in result.stderr
+  assert "Traceback" not in result.stderr
+  result = _run("experiments.mnist_gan", f"--data_dir={tmp_path}/nothing",
+                f"--workdir={tmp_path}/run")
+  assert result.returncode != 0
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: --data_dir=") and "does not exist" in last
+  result = _run("experiments.sample", f"--workdir={tmp_path}/empty",
+                f"--output={tmp_path}/x.npz")
+  assert result.returncode != 0
+  assert "No checkpoint" in result.stderr.strip().splitlines()[-1]
