@@ -34,5 +34,3 @@ def _tune_xla_cpu() -> None:
 
 
 _tune_xla_cpu()
-# TensorFlow (used by TFDS and TensorBoard) logs oneDNN banners at INFO.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")

@@ -30,10 +30,9 @@ from typing import Any, Callable, Dict, Tuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from gan_jax import losses
-from gan_jax.state import GANState, PlayerState, step_key
+from gan_jax.state import Game, GANState, PlayerState, step_key
 
 Array = jax.Array
 Metrics = Dict[str, Array]
@@ -43,6 +42,12 @@ def _stream_keys(key: Array) -> Tuple[Array, Array, Array]:
   """Named streams of one step key: latents, D's dropout in each step."""
   z_key, d_step_key, g_step_key = jax.random.split(key, 3)
   return z_key, d_step_key, g_step_key
+
+
+def global_norm(tree) -> Array:
+  """L2 norm of all leaves; dot products, which XLA:CPU runs faster than sums."""
+  return jnp.sqrt(sum(jnp.vdot(leaf.ravel(), leaf.ravel()).astype(jnp.float32)
+                      for leaf in jax.tree.leaves(tree)))
 
 
 def sample_latents(key: Array, batch_size: int, latent_dim: int) -> Array:
@@ -57,12 +62,18 @@ def _generate_train_mode(g_state: PlayerState, g_params, z: Array):
   return images, updates.get("batch_stats", g_state.batch_stats)
 
 
-def _discriminate(d_state: PlayerState, d_params, images: Array, key: Array):
-  """D(images) in train mode; returns (logits [B] float32, batch_stats)."""
-  logits, updates = d_state.apply_fn(
-      d_state.variables(d_params), images, train=True,
-      mutable=["batch_stats"], rngs={"dropout": key})
-  return logits, updates.get("batch_stats", d_state.batch_stats)
+def _generate_with_vjp(g_state: PlayerState, z: Array):
+  """G(z) in train mode, its VJP w.r.t. G's params, and new batch_stats."""
+  return jax.vjp(lambda params: _generate_train_mode(g_state, params, z),
+                 g_state.params, has_aux=True)
+
+
+def _discriminate(game: Game, variables, images: Array, key: Array):
+  """Train-mode D(images); returns (logits [B] float32, new batch_stats)."""
+  logits, updates = game.discriminator.apply(
+      variables, images, train=True, mutable=["batch_stats"],
+      rngs={"dropout": key})
+  return logits, updates.get("batch_stats", {})
 
 
 def _update_discriminator(d_state: PlayerState, real_images: Array,
@@ -73,12 +84,14 @@ def _update_discriminator(d_state: PlayerState, real_images: Array,
   fake_images = jax.lax.stop_gradient(fake_images)
 
   def loss_fn(params):
-    # Separate real and fake batches, so BatchNorm never mixes them (DCGAN).
+    # Separate real and fake batches, so BatchNorm never mixes them (DCGAN);
+    # both passes update the running statistics, as in PyTorch.
     real_logits, batch_stats = _discriminate(
-        d_state, params, real_images, real_key)
-    d_state_real = d_state.replace(batch_stats=batch_stats)
+        d_state.game, {"params": params, "batch_stats": d_state.batch_stats},
+        real_images, real_key)
     fake_logits, batch_stats = _discriminate(
-        d_state_real, params, fake_images, fake_key)
+        d_state.game, {"params": params, "batch_stats": batch_stats},
+        fake_images, fake_key)
     loss = gan_loss.d_loss(real_logits, fake_logits)
     return loss, (real_logits, fake_logits, batch_stats)
 
@@ -91,32 +104,30 @@ def _update_discriminator(d_state: PlayerState, real_images: Array,
       "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
       "d_acc_real": jnp.mean((real_logits > 0).astype(jnp.float32)),
       "d_acc_fake": jnp.mean((fake_logits < 0).astype(jnp.float32)),
-      "d_grad_norm": optax.global_norm(grads),
+      "d_grad_norm": global_norm(grads),
   }
   return new_state, metrics
 
 
-def _update_generator(g_state: PlayerState, d_state: PlayerState,
-                      fake_images: Array, pullback: Callable[[Array], Any],
-                      g_batch_stats, key: Array):
-  """One optimizer step of G, given G's forward pass and its VJP."""
-  gan_loss = losses.LOSSES[g_state.game.loss]
+def _update_generator(g_state: PlayerState, d_params, fake_images: Array,
+                      pullback: Callable[[Array], Any], g_batch_stats,
+                      key: Array):
+  """One optimizer step of G, given its forward pass `fake_images` and VJP.
+
+  D runs in train mode (batch statistics, dropout) as in its own step; its
+  running statistics are left alone.
+  """
+  game = g_state.game
+  gan_loss = losses.LOSSES[game.loss]
 
   def loss_of_images(images):
-    logits, _ = _discriminate(d_state, d_state.params, images, key)
+    logits, _ = _discriminate(game, {"params": d_params}, images, key)
     return gan_loss.g_loss(logits)
 
   loss, image_grads = jax.value_and_grad(loss_of_images)(fake_images)
   (grads,) = pullback(image_grads.astype(fake_images.dtype))
   new_state = g_state.apply_gradients(grads=grads, batch_stats=g_batch_stats)
-  return new_state, {"g_loss": loss, "g_grad_norm": optax.global_norm(grads)}
-
-
-def _generate_with_vjp(g_state: PlayerState, z: Array):
-  fake_images, pullback, batch_stats = jax.vjp(
-      lambda params: _generate_train_mode(g_state, params, z),
-      g_state.params, has_aux=True)
-  return fake_images, pullback, batch_stats
+  return new_state, {"g_loss": loss, "g_grad_norm": global_norm(grads)}
 
 
 def d_step(d_state: PlayerState, g_params, real_images: Array,
@@ -135,6 +146,7 @@ def d_step(d_state: PlayerState, g_params, real_images: Array,
   game = d_state.game
   z_key, d_key, _ = _stream_keys(key)
   z = sample_latents(z_key, real_images.shape[0], game.latent_dim)
+  # Train-mode G; its running statistics are updated by its own step only.
   fake_images, _ = game.generator.apply(
       {"params": g_params}, z, train=True, mutable=["batch_stats"])
   return _update_discriminator(d_state, real_images, fake_images, d_key)
@@ -154,14 +166,10 @@ def g_step(g_state: PlayerState, d_params, key: Array, *,
   Returns:
     (new g_state, metrics: g_loss, g_grad_norm).
   """
-  game = g_state.game
   z_key, _, g_key = _stream_keys(key)
-  z = sample_latents(z_key, batch_size, game.latent_dim)
-  d_state = PlayerState(step=0, apply_fn=game.discriminator.apply,
-                        params=d_params, tx=None, opt_state=None,
-                        batch_stats={}, game=game)
+  z = sample_latents(z_key, batch_size, g_state.game.latent_dim)
   fake_images, pullback, batch_stats = _generate_with_vjp(g_state, z)
-  return _update_generator(g_state, d_state, fake_images, pullback,
+  return _update_generator(g_state, d_params, fake_images, pullback,
                            batch_stats, g_key)
 
 
@@ -198,6 +206,6 @@ def train_step(state: GANState, batch: Dict[str, Array]
   d_state, d_metrics = _update_discriminator(
       d_state, real_batches[-1], fake_images, d_key)
   g_state, g_metrics = _update_generator(
-      state.g, d_state, fake_images, pullback, g_batch_stats, g_key)
+      state.g, d_state.params, fake_images, pullback, g_batch_stats, g_key)
   new_state = state.replace(g=g_state, d=d_state, step=state.step + 1)
   return new_state, {**d_metrics, **g_metrics}

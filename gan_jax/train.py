@@ -75,6 +75,39 @@ def _format_eta(seconds: float) -> str:
   return f"{hours}:{minutes:02d}:{seconds:02d}"
 
 
+def _restore_if_present(mngr, state: GANState, config: GANConfig,
+                        workdir: str, image_shape) -> GANState:
+  """The latest checkpoint of `workdir` if any (checked against `config`)."""
+  if mngr.latest_step() is None:
+    return state
+  saved_step, saved_config, saved_shape = checkpoint.load_config(mngr)
+  config.check_resumable_from(saved_config, workdir)
+  if saved_shape != image_shape:
+    raise ConfigError(f"--workdir={workdir} was trained on images of shape "
+                      f"{saved_shape}, this data has {image_shape}.")
+  logging.info("Resuming from the checkpoint at step %d.", saved_step)
+  return checkpoint.restore(mngr, state)
+
+
+def _log_summary(writer, step: int, num_steps: int,
+                 summary: Dict[str, float]) -> None:
+  writer.write_scalars(step, summary)
+  logging.info(
+      "step %d/%d  d_loss %.3f  g_loss %.3f  D(x) %.2f  D(G(z)) %.2f  "
+      "acc real/fake %.2f/%.2f  %.1f steps/s  ETA %s", step, num_steps,
+      summary["d_loss"], summary["g_loss"], summary["d_real"],
+      summary["d_fake"], summary["d_acc_real"], summary["d_acc_fake"],
+      summary["steps_per_sec"],
+      _format_eta((num_steps - step) / summary["steps_per_sec"]))
+
+
+def _write_sample_grid(writer, workdir: str, step: int, images) -> None:
+  grid = sampling.image_grid(sampling.to_uint8(images))
+  sampling.save_png(
+      os.path.join(workdir, "samples", f"step_{step:07d}.png"), grid)
+  writer.write_images(step, {"samples": grid[None]})
+
+
 def train_and_evaluate(config: GANConfig, workdir: str) -> GANState:
   """Trains (or resumes) the GAN of `config` in `workdir`; returns its state."""
   config.validate()
@@ -85,21 +118,14 @@ def train_and_evaluate(config: GANConfig, workdir: str) -> GANState:
   logging.info("Data: %d images of shape %s from %s.", len(dataset),
                image_shape, config.data_dir or f"TFDS {config.dataset}")
 
-  state = create_state(config, image_shape)
   mngr = checkpoint.manager(workdir, config.keep_checkpoints)
-  if mngr.latest_step() is not None:
-    saved_step, saved_config, saved_shape = checkpoint.load_config(mngr)
-    config.check_resumable_from(saved_config, workdir)
-    if saved_shape != image_shape:
-      raise ConfigError(f"--workdir={workdir} was trained on images of shape "
-                       f"{saved_shape}, this data has {image_shape}.")
-    state = checkpoint.restore(mngr, state)
-    logging.info("Resumed from the checkpoint at step %d.", saved_step)
+  state = _restore_if_present(mngr, create_state(config, image_shape),
+                              config, workdir, image_shape)
   start_step = int(state.step)
   last_saved = start_step if start_step else None
 
   is_chief = jax.process_index() == 0
-  # TensorBoard events from process 0 only; the log line below is the console.
+  # TensorBoard events from process 0 only; the log line is the console.
   writer = (metric_writers.AsyncWriter(metric_writers.SummaryWriter(workdir))
             if is_chief else metric_writers.MultiWriter([]))
   if start_step == 0:
@@ -112,8 +138,7 @@ def train_and_evaluate(config: GANConfig, workdir: str) -> GANState:
                                  config.num_grid_samples, config.latent_dim)
   batches = data.prefetch(
       data.batches(dataset, config.batch_size, seed=config.seed,
-                   start_step=start_step,
-                   batches_per_step=config.d_steps if config.d_steps > 1 else 1),
+                   start_step=start_step, batches_per_step=config.d_steps),
       put=jax.device_put)
 
   history = []
@@ -124,31 +149,20 @@ def train_and_evaluate(config: GANConfig, workdir: str) -> GANState:
       history.append(metrics)
       done = step + 1
       is_last = done == config.num_steps
-      log_now = done % config.log_every == 0 or is_last
       save_now = done % config.checkpoint_every == 0 or is_last
-      if log_now or (save_now and history):
-        # Never checkpoint a diverged state: check what it was trained on.
+      if done % config.log_every == 0 or save_now or is_last:
+        # Checked before any save, so a diverged state is never checkpointed.
         summary = _mean_metrics(history)
         history = []
         _check_finite(summary, done, last_saved)
         now = time.perf_counter()
-        steps_per_sec = (done - timer_step) / (now - timer_start)
+        summary["steps_per_sec"] = (done - timer_step) / (now - timer_start)
+        summary["images_per_sec"] = (summary["steps_per_sec"]
+                                     * config.batch_size)
         timer_step, timer_start = done, now
-        summary["steps_per_sec"] = steps_per_sec
-        summary["images_per_sec"] = steps_per_sec * config.batch_size
-        writer.write_scalars(done, summary)
-        logging.info(
-            "step %d/%d  d_loss %.3f  g_loss %.3f  D(x) %.2f  D(G(z)) %.2f  "
-            "acc real/fake %.2f/%.2f  %.1f steps/s  ETA %s", done,
-            config.num_steps, summary["d_loss"], summary["g_loss"],
-            summary["d_real"], summary["d_fake"], summary["d_acc_real"],
-            summary["d_acc_fake"], steps_per_sec,
-            _format_eta((config.num_steps - done) / steps_per_sec))
+        _log_summary(writer, done, config.num_steps, summary)
       if (done % config.sample_every == 0 or is_last) and is_chief:
-        grid = sampling.image_grid(sampling.to_uint8(generate(state.g, fixed_z)))
-        sampling.save_png(
-            os.path.join(workdir, "samples", f"step_{done:07d}.png"), grid)
-        writer.write_images(done, {"samples": grid[None]})
+        _write_sample_grid(writer, workdir, done, generate(state.g, fixed_z))
       if save_now:
         checkpoint.save(mngr, state, config, image_shape)
         last_saved = done

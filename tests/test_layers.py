@@ -26,7 +26,7 @@ def _assert_same_function(ref, ours, variables, x):
                our_grads, ref_grads)
 
 
-@pytest.mark.parametrize("size", [4, 7, 5])
+@pytest.mark.parametrize("size", [4, 7])
 @pytest.mark.parametrize("kernel,stride", [(4, 2), (3, 2), (5, 2), (3, 1),
                                            (4, 3)])
 @pytest.mark.parametrize("features", [3, 24])  # One wide conv / per phase.
@@ -40,12 +40,13 @@ def test_conv_transpose_is_flax_conv_transpose(size, kernel, stride, features):
   _assert_same_function(ref, ours, variables, x)
 
 
-@pytest.mark.parametrize("size", [28, 14, 7, 8])
+@pytest.mark.parametrize("size", [28, 7, 8])
 @pytest.mark.parametrize("kernel,stride", [(4, 2), (2, 2), (3, 1)])
-def test_strided_conv_is_flax_conv(size, kernel, stride):
+@pytest.mark.parametrize("channels", [3, 24])  # Space-to-depth / strided.
+def test_strided_conv_is_flax_conv(size, kernel, stride, channels):
   ref = nn.Conv(6, (kernel, kernel), (stride, stride), padding="SAME")
   ours = layers.Conv(6, (kernel, kernel), (stride, stride))
-  variables, x = _params_and_input(ref, (2, size, size, 3))
+  variables, x = _params_and_input(ref, (2, size, size, channels))
   _assert_same_function(ref, ours, variables, x)
 
 
@@ -55,3 +56,34 @@ def test_rejects_unsupported_kernels():
     layers.Conv(2, (3, 3), (2, 2)).init(jax.random.key(0), x)
   with pytest.raises(ValueError, match="smaller than strides"):
     layers.ConvTranspose(2, (1, 1), (2, 2)).init(jax.random.key(0), x)
+
+
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_batch_norm_is_flax_batch_norm(train, dtype):
+  x = jax.random.normal(jax.random.key(0), (16, 7, 7, 12)) * 3.0 + 1.0
+  kwargs = dict(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                dtype=dtype)
+  ref, ours = nn.BatchNorm(**kwargs), layers.BatchNorm(**kwargs)
+  variables = jax.tree.map(lambda a: a + 0.3, ref.init(jax.random.key(1), x))
+  weights = jnp.arange(x.size).reshape(x.shape) / x.size
+
+  def loss(module):
+    def fn(variables, x):
+      y, updates = module.apply(variables, x, mutable=["batch_stats"])
+      assert y.dtype == dtype
+      return jnp.sum(jnp.sin(y.astype(jnp.float32)) * weights), updates
+    return fn
+
+  tol = dict(rtol=2e-2, atol=2e-2) if dtype == jnp.bfloat16 else dict(
+      rtol=1e-4, atol=1e-4)
+  (ref_loss, ref_updates), ref_grads = jax.value_and_grad(
+      loss(ref), argnums=(0, 1), has_aux=True)(variables, x)
+  (our_loss, our_updates), our_grads = jax.value_and_grad(
+      loss(ours), argnums=(0, 1), has_aux=True)(variables, x)
+  np.testing.assert_allclose(our_loss, ref_loss, **tol)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **tol),
+               (our_updates, our_grads), (ref_updates, ref_grads))
+  if train:  # Running averages moved, exactly as flax moves them.
+    assert not np.allclose(our_updates["batch_stats"]["mean"],
+                           variables["batch_stats"]["mean"])

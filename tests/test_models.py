@@ -80,15 +80,15 @@ def test_batchnorm_train_vs_eval():
   assert not np.allclose(half, train_out[:4], atol=1e-4)
 
 
-def test_fast_convs_compute_the_reference_network():
+def test_fast_layers_compute_the_reference_network():
   z = jax.random.normal(jax.random.key(0), (4, 100))
-  slow, fast = (dcgan.DCGANGenerator(fast_convs=False),
+  slow, fast = (dcgan.DCGANGenerator(fast_layers=False),
                 dcgan.DCGANGenerator())
   variables = slow.init(jax.random.key(1), z, train=False)
   np.testing.assert_allclose(fast.apply(variables, z, train=False),
                              slow.apply(variables, z, train=False), atol=1e-5)
   images = jax.random.uniform(jax.random.key(2), (4, 28, 28, 1), minval=-1)
-  slow, fast = (dcgan.DCGANDiscriminator(fast_convs=False),
+  slow, fast = (dcgan.DCGANDiscriminator(fast_layers=False),
                 dcgan.DCGANDiscriminator())
   variables = slow.init(jax.random.key(3), images, train=False)
   np.testing.assert_allclose(fast.apply(variables, images, train=False),

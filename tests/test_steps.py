@@ -161,3 +161,13 @@ def test_bfloat16_step_keeps_float32_state():
     assert leaf.dtype == jnp.float32
   for value in metrics.values():
     assert value.dtype == jnp.float32 and np.isfinite(value)
+
+
+def test_global_norm_matches_optax():
+  import optax  # pylint: disable=g-import-not-at-top
+  tree = {"a": jnp.arange(12.0).reshape(3, 4), "b": [jnp.ones(5) * -2.0]}
+  np.testing.assert_allclose(steps.global_norm(tree), optax.global_norm(tree),
+                             rtol=1e-6)
+  np.testing.assert_allclose(steps.global_norm(tree),
+                             np.sqrt(np.sum(np.arange(12.0) ** 2) + 20.0),
+                             rtol=1e-6)

@@ -36,18 +36,19 @@ def num_upsamplings(image_size: int) -> int:
   return n
 
 
-def _batch_norm(train: bool, dtype: Dtype, param_dtype: Dtype) -> nn.BatchNorm:
+def _batch_norm(train: bool, fast: bool, dtype: Dtype, param_dtype: Dtype):
   # momentum=0.9 is PyTorch's default (its momentum=0.1), so the running
   # statistics used by eval-mode sampling settle within a few hundred steps.
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9,
-                      epsilon=1e-5, dtype=dtype, param_dtype=param_dtype)
+  batch_norm = layers.BatchNorm if fast else nn.BatchNorm
+  return batch_norm(use_running_average=not train, momentum=0.9,
+                    epsilon=1e-5, dtype=dtype, param_dtype=param_dtype)
 
 
 class DCGANGenerator(nn.Module):
   """z [B, latent_dim] -> images [B, H, W, C] in [-1, 1]."""
   image_shape: Tuple[int, int, int] = (28, 28, 1)
   features: int = 64  # Channels of the last hidden layer.
-  fast_convs: bool = True  # layers.ConvTranspose, same function as flax's.
+  fast_layers: bool = True  # gan_jax.models.layers: flax's functions, faster.
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -57,17 +58,17 @@ class DCGANGenerator(nn.Module):
     n_up = num_upsamplings(height)
     base_h, base_w = height >> n_up, width >> n_up
     width_mult = 2 ** (n_up - 1)
-    conv_t = layers.ConvTranspose if self.fast_convs else nn.ConvTranspose
+    conv_t = layers.ConvTranspose if self.fast_layers else nn.ConvTranspose
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
 
     x = nn.Dense(base_h * base_w * self.features * width_mult, use_bias=False,
                  **kw)(z.astype(self.dtype))
     x = x.reshape(z.shape[0], base_h, base_w, self.features * width_mult)
-    x = nn.relu(_batch_norm(train, **kw)(x))
+    x = nn.relu(_batch_norm(train, self.fast_layers, **kw)(x))
     for i in range(n_up - 1):
       x = conv_t(self.features * width_mult >> (i + 1), (4, 4), (2, 2),
                  use_bias=False, **kw)(x)
-      x = nn.relu(_batch_norm(train, **kw)(x))
+      x = nn.relu(_batch_norm(train, self.fast_layers, **kw)(x))
     x = conv_t(channels, (4, 4), (2, 2), **kw)(x)
     return jnp.tanh(x)
 
@@ -76,19 +77,19 @@ class DCGANDiscriminator(nn.Module):
   """images [B, H, W, C] -> logits [B] (float32)."""
   image_shape: Tuple[int, int, int] = (28, 28, 1)
   features: int = 64  # Channels of the first layer.
-  fast_convs: bool = True  # layers.Conv, same function as flax's.
+  fast_layers: bool = True  # gan_jax.models.layers: flax's functions, faster.
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
-    conv = layers.Conv if self.fast_convs else nn.Conv
+    conv = layers.Conv if self.fast_layers else nn.Conv
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     x = x.astype(self.dtype)
     for i in range(num_upsamplings(self.image_shape[0])):
       x = conv(self.features << i, (4, 4), (2, 2), use_bias=i == 0, **kw)(x)
       if i > 0:
-        x = _batch_norm(train, **kw)(x)
+        x = _batch_norm(train, self.fast_layers, **kw)(x)
       x = nn.leaky_relu(x, 0.2)
     logits = nn.Dense(1, **kw)(x.reshape(x.shape[0], -1))
     return logits[:, 0].astype(jnp.float32)

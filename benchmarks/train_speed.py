@@ -1,0 +1,129 @@
+r"""Speed of `train_step`: images/sec, compile time and peak memory, as JSON.
+
+    python benchmarks/train_speed.py                      # the default grid
+    python benchmarks/train_speed.py --archs=dcgan --batch_sizes=64 \
+        --image_sizes=28 --variants=fast,reference,no_xla_flag
+
+Each configuration runs in its own subprocess, so its peak memory (host RSS,
+and the device's peak bytes where the backend reports them) is its own, and so
+that XLA_FLAGS can differ between variants:
+
+  fast         the library as shipped (sub-pixel ConvTranspose, space-to-depth
+               Conv, XLA:CPU flag set by gan_jax/__init__.py);
+  reference    flax's nn.ConvTranspose / nn.Conv in the same networks;
+  no_xla_flag  the fast layers without the XLA:CPU flag.
+
+One JSON line per configuration, then a summary line. The step is one
+discriminator and one generator update on a fixed batch (data loading is not
+timed); images/sec is the best of `--repeats` timed windows of `--steps`.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def measure(arch: str, image_size: int, batch_size: int, variant: str,
+            steps: int, repeats: int) -> dict:
+  """Runs in the child process: times one configuration."""
+  sys.path.insert(0, REPO)
+  import gan_jax  # pylint: disable=g-import-not-at-top,unused-import
+  import functools  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from gan_jax import models, state as state_lib, steps as steps_lib  # pylint: disable=g-import-not-at-top
+  from gan_jax.config import GANConfig  # pylint: disable=g-import-not-at-top
+
+  if variant == "reference":
+    make_g, make_d = models.ARCHITECTURES[arch]
+    models.ARCHITECTURES["bench"] = (
+        functools.partial(make_g, fast_layers=False),
+        functools.partial(make_d, fast_layers=False))
+    arch_name = "bench"
+  else:
+    arch_name = arch
+  channels = 1 if image_size == 28 else 3
+  shape = (image_size, image_size, channels)
+  config = GANConfig(arch=arch_name, batch_size=batch_size)
+  state = state_lib.create_state(config, shape)
+  batch = {"image": jax.random.uniform(jax.random.key(0), (batch_size,) + shape,
+                                       minval=-1.0, maxval=1.0)}
+  train_step = jax.jit(steps_lib.train_step, donate_argnums=0)
+
+  start = time.perf_counter()
+  compiled = train_step.lower(state, batch).compile()
+  compile_seconds = time.perf_counter() - start
+  state, metrics = compiled(state, batch)  # Warm-up.
+  jax.block_until_ready(metrics)
+  best = 0.0
+  for _ in range(repeats):
+    start = time.perf_counter()
+    for _ in range(steps):
+      state, metrics = compiled(state, batch)
+    jax.block_until_ready(metrics)
+    best = max(best, steps * batch_size / (time.perf_counter() - start))
+
+  device = jax.devices()[0]
+  stats = device.memory_stats() or {}
+  return {
+      "arch": arch, "image_size": image_size, "batch_size": batch_size,
+      "variant": variant, "device": device.device_kind,
+      "backend": jax.default_backend(),
+      "images_per_sec": round(best, 1),
+      "steps_per_sec": round(best / batch_size, 2),
+      "compile_seconds": round(compile_seconds, 2),
+      "peak_host_rss_mb": round(
+          resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+      "peak_device_bytes": stats.get("peak_bytes_in_use"),
+  }
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--archs", default="dcgan,mlp")
+  parser.add_argument("--image_sizes", default="28,64")
+  parser.add_argument("--batch_sizes", default="64,256")
+  parser.add_argument("--variants", default="fast")
+  parser.add_argument("--steps", type=int, default=20)
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+  args = parser.parse_args()
+
+  if args.child:
+    arch, size, batch, variant = args.child.split(":")
+    print(json.dumps(measure(arch, int(size), int(batch), variant, args.steps,
+                             args.repeats)))
+    return
+
+  results = []
+  for arch in args.archs.split(","):
+    for size in map(int, args.image_sizes.split(",")):
+      for batch in map(int, args.batch_sizes.split(",")):
+        for variant in args.variants.split(","):
+          env = dict(os.environ)
+          if variant == "no_xla_flag":
+            env["GAN_JAX_KEEP_XLA_FLAGS"] = "1"
+          child = subprocess.run(
+              [sys.executable, __file__, f"--child={arch}:{size}:{batch}:"
+               f"{variant}", f"--steps={args.steps}",
+               f"--repeats={args.repeats}"],
+              env=env, capture_output=True, text=True, check=False)
+          if child.returncode:
+            sys.exit(f"{arch}:{size}:{batch}:{variant} failed:\n"
+                     f"{child.stderr[-2000:]}")
+          result = json.loads(child.stdout.strip().splitlines()[-1])
+          results.append(result)
+          print(json.dumps(result), flush=True)
+  print(json.dumps({"summary": {
+      f"{r['arch']}/{r['image_size']}/b{r['batch_size']}/{r['variant']}":
+      r["images_per_sec"] for r in results}}))
+
+
+if __name__ == "__main__":
+  main()
