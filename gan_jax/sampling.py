@@ -65,7 +65,7 @@ def sample(g_state: PlayerState, num_samples: int, seed: int = 0,
   generate_batch = jax.jit(generate)
   latent_dim = g_state.game.latent_dim
   out = []
-  for i, start in enumerate(range(0, num_samples, batch_size)):
+  for i in range(-(-num_samples // batch_size)):
     z = sample_latents(jax.random.fold_in(jax.random.key(seed), i),
                        batch_size, latent_dim)
     out.append(to_uint8(generate_batch(g_state, z)))

@@ -20,7 +20,7 @@ import time
 from typing import Dict, List
 
 import jax
-import numpy as np
+import jax.numpy as jnp
 from absl import logging
 from clu import metric_writers
 
@@ -49,23 +49,24 @@ def _prepare_workdir(workdir: str) -> None:
       f.write("ok")
     os.remove(probe)
   except OSError as e:
-    raise WorkdirError(f"--workdir={workdir} is not writable ({e.strerror}); "
-                  "choose another --workdir.") from e
+    raise WorkdirError(f"--workdir={workdir} is not writable "
+                       f"({e.strerror}); choose another --workdir.") from e
 
 
 def _mean_metrics(history: List[Dict[str, jax.Array]]) -> Dict[str, float]:
-  """Averages per-step device metrics with one device-to-host transfer."""
-  stacked = jax.device_get(jax.tree.map(lambda *xs: np.stack(xs), *history))
-  return {name: float(np.mean(values)) for name, values in stacked.items()}
+  """Averages per-step metrics on the device, then one transfer to the host."""
+  means = jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *history)
+  return {name: float(value) for name, value in jax.device_get(means).items()}
 
 
-def _check_finite(metrics: Dict[str, float], step: int, last_saved) -> None:
+def _check_finite(metrics: Dict[str, float], step: int,
+                  last_saved: str) -> None:
   bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
   if bad:
     raise DivergenceError(
         f"Training diverged by step {step}: non-finite "
         f"{', '.join(f'{k}={v}' for k, v in sorted(bad.items()))}. "
-        f"The last good checkpoint (step {last_saved}) is kept; try a lower "
+        f"The last good checkpoint ({last_saved}) is kept; try a lower "
         "--lr or another --loss.")
 
 
@@ -122,7 +123,7 @@ def train_and_evaluate(config: GANConfig, workdir: str) -> GANState:
   state = _restore_if_present(mngr, create_state(config, image_shape),
                               config, workdir, image_shape)
   start_step = int(state.step)
-  last_saved = start_step if start_step else None
+  last_saved = f"step {start_step}" if start_step else "none yet"
 
   is_chief = jax.process_index() == 0
   # TensorBoard events from process 0 only; the log line is the console.
@@ -165,7 +166,7 @@ def train_and_evaluate(config: GANConfig, workdir: str) -> GANState:
         _write_sample_grid(writer, workdir, done, generate(state.g, fixed_z))
       if save_now:
         checkpoint.save(mngr, state, config, image_shape)
-        last_saved = done
+        last_saved = f"step {done}"
   finally:
     # Also on errors: finish pending saves so the last good step survives.
     mngr.wait_until_finished()
