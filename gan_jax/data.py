@@ -110,7 +110,7 @@ def load_idx_dir(data_dir: str, split: str = "train") -> Dataset:
                  labels.astype(np.int32))
 
 
-# --- TFDS ----------------------------------------------------------------------
+# --- TFDS --------------------------------------------------------------------
 
 
 def load_tfds(name: str, split: str = "train") -> Dataset:
@@ -145,7 +145,7 @@ def load(dataset: str, split: str = "train",
                                                                   split)
 
 
-# --- Batching ------------------------------------------------------------------
+# --- Batching ----------------------------------------------------------------
 
 
 def to_model_range(images: np.ndarray) -> np.ndarray:

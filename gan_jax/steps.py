@@ -45,7 +45,7 @@ def _stream_keys(key: Array) -> Tuple[Array, Array, Array]:
 
 
 def global_norm(tree) -> Array:
-  """L2 norm of all leaves; dot products, which XLA:CPU runs faster than sums."""
+  """L2 norm of all leaves, as dot products (XLA:CPU runs them faster)."""
   return jnp.sqrt(sum(jnp.vdot(leaf.ravel(), leaf.ravel()).astype(jnp.float32)
                       for leaf in jax.tree.leaves(tree)))
 

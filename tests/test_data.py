@@ -124,10 +124,12 @@ def test_prefetch_preserves_order_and_raises_producer_errors():
     next(stream)
 
 
-def test_tfds_path_with_mock_data():
+@pytest.mark.parametrize("name,shape", [("mnist", (28, 28, 1)),
+                                        ("cifar10", (32, 32, 3))])
+def test_tfds_path_with_mock_data(name, shape):
   with tfds.testing.mock_data(num_examples=12):
-    dataset = data.load("mnist", "train")
-  assert dataset.images.shape == (12, 28, 28, 1)
+    dataset = data.load(name, "train")
+  assert dataset.images.shape == (12,) + shape
   assert dataset.images.dtype == np.uint8 and dataset.labels.dtype == np.int32
 
 
