@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, Tuple
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import NamedSharding, PartitionSpec
 
 from gan_jax import losses
 from gan_jax.state import Game, GANState, PlayerState, step_key
@@ -50,9 +51,21 @@ def global_norm(tree) -> Array:
                       for leaf in jax.tree.leaves(tree)))
 
 
-def sample_latents(key: Array, batch_size: int, latent_dim: int) -> Array:
-  """z ~ N(0, I), float32 [batch_size, latent_dim]."""
-  return jax.random.normal(key, (batch_size, latent_dim), jnp.float32)
+def sample_latents(key: Array, batch_size: int, latent_dim: int,
+                   like: Array | None = None) -> Array:
+  """z ~ N(0, I), float32 [batch_size, latent_dim].
+
+  If `like` (e.g. the real batch) is sharded over its batch axis on an
+  explicit-sharding mesh, z is sharded the same way, so the generator runs
+  data-parallel too. The values do not depend on the sharding.
+  """
+  shape = (batch_size, latent_dim)
+  sharding = None if like is None else jax.typeof(like).sharding
+  spec = getattr(sharding, "spec", None)
+  if not spec or spec[0] is None:
+    return jax.random.normal(key, shape, jnp.float32)
+  return jax.random.normal(key, shape, jnp.float32, out_sharding=NamedSharding(
+      sharding.mesh, PartitionSpec(spec[0], None)))
 
 
 def _generate_train_mode(g_state: PlayerState, g_params, z: Array):
@@ -145,7 +158,8 @@ def d_step(d_state: PlayerState, g_params, real_images: Array,
   """
   game = d_state.game
   z_key, d_key, _ = _stream_keys(key)
-  z = sample_latents(z_key, real_images.shape[0], game.latent_dim)
+  z = sample_latents(z_key, real_images.shape[0], game.latent_dim,
+                     like=real_images)
   # Train-mode G; its running statistics are updated by its own step only.
   fake_images, _ = game.generator.apply(
       {"params": g_params}, z, train=True, mutable=["batch_stats"])
@@ -201,7 +215,8 @@ def train_step(state: GANState, batch: Dict[str, Array]
   # Last D step and the G step share z, so G's forward pass runs once.
   z_key, d_key, g_key = _stream_keys(
       jax.random.fold_in(key, game.d_steps - 1))
-  z = sample_latents(z_key, real_batches[-1].shape[0], game.latent_dim)
+  z = sample_latents(z_key, real_batches[-1].shape[0], game.latent_dim,
+                     like=real_batches[-1])
   fake_images, pullback, g_batch_stats = _generate_with_vjp(state.g, z)
   d_state, d_metrics = _update_discriminator(
       d_state, real_batches[-1], fake_images, d_key)

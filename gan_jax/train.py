@@ -14,6 +14,7 @@ step, both players and optimizers, and the data position (a pure function of
 the step) come back, so the result equals an uninterrupted run.
 """
 
+import functools
 import math
 import os
 import time
@@ -24,7 +25,7 @@ import jax.numpy as jnp
 from absl import logging
 from clu import metric_writers
 
-from gan_jax import checkpoint, data, sampling, steps
+from gan_jax import checkpoint, data, parallel, sampling, steps
 from gan_jax.config import GANConfig
 from gan_jax.errors import ConfigError, DivergenceError, WorkdirError
 from gan_jax.state import GANState, create_state
@@ -119,9 +120,16 @@ def train_and_evaluate(config: GANConfig, workdir: str) -> GANState:
   logging.info("Data: %d images of shape %s from %s.", len(dataset),
                image_shape, config.data_dir or f"TFDS {config.dataset}")
 
+  mesh = parallel.make_mesh()
+  parallel.check_batch_size(config.batch_size, mesh)
+  state_sharding = parallel.replicated(mesh)
+  batch_sharding = parallel.batch_sharding(mesh, config.d_steps)
+  logging.info("Devices: %d (%s), %d process(es).", mesh.size,
+               jax.devices()[0].platform, jax.process_count())
+
   mngr = checkpoint.manager(workdir, config.keep_checkpoints)
-  state = _restore_if_present(mngr, create_state(config, image_shape),
-                              config, workdir, image_shape)
+  state = jax.device_put(create_state(config, image_shape), state_sharding)
+  state = _restore_if_present(mngr, state, config, workdir, image_shape)
   start_step = int(state.step)
   last_saved = f"step {start_step}" if start_step else "none yet"
 
@@ -133,14 +141,19 @@ def train_and_evaluate(config: GANConfig, workdir: str) -> GANState:
     writer.write_hparams(
         {k: v for k, v in config.to_dict().items() if v is not None})
 
-  train_step = jax.jit(steps.train_step, donate_argnums=0)
+  train_step = jax.jit(steps.train_step,
+                       in_shardings=(state_sharding, batch_sharding),
+                       out_shardings=(state_sharding, state_sharding),
+                       donate_argnums=0)
   generate = jax.jit(sampling.generate)
   fixed_z = steps.sample_latents(jax.random.key(config.seed + 1),
                                  config.num_grid_samples, config.latent_dim)
   batches = data.prefetch(
       data.batches(dataset, config.batch_size, seed=config.seed,
-                   start_step=start_step, batches_per_step=config.d_steps),
-      put=jax.device_put)
+                   start_step=start_step, batches_per_step=config.d_steps,
+                   process_index=jax.process_index(),
+                   process_count=jax.process_count()),
+      put=functools.partial(parallel.put_batch, sharding=batch_sharding))
 
   history = []
   timer_step, timer_start = start_step, time.perf_counter()

@@ -1,4 +1,4 @@
-"""The steps run unchanged on a batch sharded over 8 (fake CPU) devices.
+"""Steps and training loop on a batch sharded over 8 (fake CPU) devices.
 
 XLA_FLAGS must be set before jax starts, so the check runs in a subprocess.
 """
@@ -7,6 +7,13 @@ import os
 import subprocess
 import sys
 import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+from gan_jax import train
+from gan_jax.config import GANConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -49,3 +56,53 @@ def test_train_step_on_a_batch_sharded_over_8_devices():
                           capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.strip().endswith("OK")
+
+
+LOOP_SCRIPT = textwrap.dedent("""
+    import sys
+    import gan_jax
+    import jax, numpy as np
+    from gan_jax import train
+    from gan_jax.config import GANConfig
+    from gan_jax.errors import ConfigError
+
+    idx_dir, workdir, arch, out = sys.argv[1:]
+    assert jax.device_count() == 8
+    config = GANConfig(arch=arch, data_dir=idx_dir, batch_size=16,
+                       num_steps=4, log_every=2, sample_every=4,
+                       checkpoint_every=4, num_grid_samples=4)
+    try:
+      train.train_and_evaluate(config.replace(batch_size=12), workdir + "_x")
+      raise SystemExit("batch 12 on 8 devices was accepted")
+    except ConfigError as e:
+      assert "--batch_size=12 must divide by the 8 devices" in str(e), e
+    state = train.train_and_evaluate(config, workdir)
+    leaves = jax.tree.leaves(state)
+    assert all(len(leaf.sharding.device_set) == 8 for leaf in leaves)
+    np.savez(out, *[np.asarray(leaf) for leaf in leaves])
+    print("OK")
+""")
+
+
+@pytest.mark.parametrize("arch", ["dcgan_tiny", "mlp_tiny"])
+def test_training_on_8_devices_matches_1_device(idx_dir, tmp_path, arch):
+  out = str(tmp_path / "eight.npz")
+  env = dict(os.environ,
+             XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu")
+  result = subprocess.run(
+      [sys.executable, "-c", LOOP_SCRIPT, idx_dir, str(tmp_path / "eight"),
+       arch, out], cwd=REPO, env=env, capture_output=True, text=True,
+      timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.strip().endswith("OK")
+
+  single = train.train_and_evaluate(
+      GANConfig(arch=arch, data_dir=idx_dir, batch_size=16, num_steps=4,
+                log_every=2, sample_every=4, checkpoint_every=4,
+                num_grid_samples=4), str(tmp_path / "one"))
+  eight = np.load(out)
+  leaves = jax.tree.leaves(single)
+  assert len(leaves) == len(eight.files)
+  for i, leaf in enumerate(leaves):
+    np.testing.assert_allclose(eight[f"arr_{i}"], leaf, rtol=2e-4, atol=2e-5)

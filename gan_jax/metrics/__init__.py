@@ -15,6 +15,10 @@ pool features [N, 2048], or class predictions) and returns python floats.
     Kynkaenniemi et al. 2019.
   density_coverage(real, fake, k) -> (density, coverage): Naeem et al. 2020.
   class_coverage(predicted_labels, num_classes): share of classes generated.
+
+Features and logits for 28x28 datasets come from the project's own domain
+classifier in `gan_jax.metrics.classifier` (not imported here: it needs flax
+and orbax): load_or_train_classifier, classifier_features_and_logits.
 """
 
 from gan_jax.metrics.coverage import class_coverage
