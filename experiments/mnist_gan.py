@@ -15,7 +15,7 @@ import sys
 
 from absl import app, flags
 
-from gan_jax import losses, models, train
+from gan_jax import losses, models, parallel, train
 from gan_jax.config import GANConfig
 from gan_jax.errors import UserError
 
@@ -52,6 +52,15 @@ flags.DEFINE_integer("keep_checkpoints", _DEFAULTS.keep_checkpoints,
                      "Checkpoints to keep.")
 flags.DEFINE_integer("num_grid_samples", _DEFAULTS.num_grid_samples,
                      "Images in each sample grid.")
+flags.DEFINE_bool("multihost", False,
+                  "Call jax.distributed.initialize() first (one process per "
+                  "host; auto-detected on TPU pods and SLURM).")
+flags.DEFINE_string("coordinator_address", None,
+                    "With --multihost off TPU/SLURM: host:port of process 0.")
+flags.DEFINE_integer("num_processes", None,
+                     "With --multihost off TPU/SLURM: number of processes.")
+flags.DEFINE_integer("process_id", None,
+                     "With --multihost off TPU/SLURM: this process's index.")
 
 
 def config_from_flags() -> GANConfig:
@@ -63,6 +72,9 @@ def main(argv):
   if len(argv) > 1:
     sys.exit(f"error: unexpected arguments {argv[1:]}; "
              "flags look like --lr=1e-4")
+  if FLAGS.multihost:
+    parallel.initialize_multihost(FLAGS.coordinator_address,
+                                  FLAGS.num_processes, FLAGS.process_id)
   try:
     train.train_and_evaluate(config_from_flags(), FLAGS.workdir)
   except UserError as e:

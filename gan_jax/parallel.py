@@ -45,3 +45,17 @@ def put_batch(local_batch: Dict[str, np.ndarray],
   """This process's rows of a batch -> global arrays sharded by `sharding`."""
   return {name: jax.make_array_from_process_local_data(sharding, value)
           for name, value in local_batch.items()}
+
+
+def initialize_multihost(coordinator_address: str | None = None,
+                         num_processes: int | None = None,
+                         process_id: int | None = None) -> None:
+  """Joins this process to a multi-process JAX job.
+
+  On Cloud TPU pods and SLURM/Open MPI clusters JAX finds all three values by
+  itself; elsewhere (several GPU hosts by hand) pass them. Must run before
+  anything else touches the devices.
+  """
+  jax.distributed.initialize(coordinator_address=coordinator_address,
+                             num_processes=num_processes,
+                             process_id=process_id)

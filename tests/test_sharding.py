@@ -4,6 +4,7 @@ XLA_FLAGS must be set before jax starts, so the check runs in a subprocess.
 """
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from gan_jax import train
+from gan_jax import sampling, train
 from gan_jax.config import GANConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -106,3 +107,40 @@ def test_training_on_8_devices_matches_1_device(idx_dir, tmp_path, arch):
   assert len(leaves) == len(eight.files)
   for i, leaf in enumerate(leaves):
     np.testing.assert_allclose(eight[f"arr_{i}"], leaf, rtol=2e-4, atol=2e-5)
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_match_one_process(idx_dir, tmp_path):
+  """2 processes x 4 fake CPU devices, jax.distributed on localhost."""
+  workdir = str(tmp_path / "two")
+  flags = [f"--workdir={workdir}", f"--data_dir={idx_dir}",
+           "--arch=dcgan_tiny", "--batch_size=16", "--num_steps=4",
+           "--log_every=2", "--sample_every=4", "--checkpoint_every=4",
+           "--num_grid_samples=4", "--multihost",
+           f"--coordinator_address=localhost:{_free_port()}",
+           "--num_processes=2"]
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+             JAX_PLATFORMS="cpu")
+  processes = [subprocess.Popen(
+      [sys.executable, "-m", "experiments.mnist_gan", *flags,
+       f"--process_id={i}"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True) for i in range(2)]
+  for process in processes:
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
+  # Only process 0 writes sample grids.
+  assert os.listdir(os.path.join(workdir, "samples")) == ["step_0000004.png"]
+
+  g_state, _, step = sampling.load_generator(workdir)
+  single = train.train_and_evaluate(
+      GANConfig(arch="dcgan_tiny", data_dir=idx_dir, batch_size=16,
+                num_steps=4, log_every=2, sample_every=4, checkpoint_every=4,
+                num_grid_samples=4), str(tmp_path / "one"))
+  assert step == 4
+  for a, b in zip(jax.tree.leaves(g_state), jax.tree.leaves(single.g)):
+    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
