@@ -11,13 +11,14 @@ with recognisable garments in samples/step_0010000.png (docs/ has one).
 Running it again in the same workdir resumes from the latest checkpoint.
 """
 
+import signal
 import sys
 
 from absl import app, flags
 
 from gan_jax import losses, models, parallel, train
 from gan_jax.config import GANConfig
-from gan_jax.errors import UserError
+from gan_jax.errors import Preempted, UserError
 
 _DEFAULTS = GANConfig()
 FLAGS = flags.FLAGS
@@ -79,6 +80,9 @@ def main(argv):
     train.train_and_evaluate(config_from_flags(), FLAGS.workdir)
   except UserError as e:
     sys.exit(f"error: {e}")
+  except Preempted as e:
+    print(e, file=sys.stderr)
+    sys.exit(128 + signal.SIGTERM)  # The conventional "killed by SIGTERM".
 
 
 if __name__ == "__main__":

@@ -20,5 +20,9 @@ class WorkdirError(UserError, OSError):
   """The workdir cannot be written or holds something unexpected."""
 
 
+class Preempted(Exception):
+  """Training stopped on SIGTERM after saving a checkpoint; rerun to resume."""
+
+
 class DivergenceError(UserError, FloatingPointError):
   """Training produced a non-finite loss or gradient norm."""

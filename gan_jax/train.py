@@ -17,6 +17,8 @@ the step) come back, so the result equals an uninterrupted run.
 import functools
 import math
 import os
+import signal
+import threading
 import time
 from typing import Dict, List
 
@@ -27,7 +29,8 @@ from clu import metric_writers
 
 from gan_jax import checkpoint, data, parallel, sampling, steps
 from gan_jax.config import GANConfig
-from gan_jax.errors import ConfigError, DivergenceError, WorkdirError
+from gan_jax.errors import (ConfigError, DivergenceError, Preempted,
+                            WorkdirError)
 from gan_jax.state import GANState, create_state
 
 
@@ -71,6 +74,29 @@ def _check_finite(metrics: Dict[str, float], step: int,
         "--lr or another --loss.")
 
 
+class _SigtermFlag:
+  """Records SIGTERM (preemption) so the loop stops after the current step.
+
+  Only the main thread may install signal handlers; elsewhere (a loop run
+  from a worker thread) SIGTERM keeps its default behaviour.
+  """
+
+  def __init__(self):
+    self.received = False
+    self._previous = None
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning("SIGTERM: stopping after the current step.")
+    self.received = True
+
+  def restore(self):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
 def _format_eta(seconds: float) -> str:
   minutes, seconds = divmod(int(seconds), 60)
   hours, minutes = divmod(minutes, 60)
@@ -111,7 +137,20 @@ def _write_sample_grid(writer, workdir: str, step: int, images) -> None:
 
 
 def train_and_evaluate(config: GANConfig, workdir: str) -> GANState:
-  """Trains (or resumes) the GAN of `config` in `workdir`; returns its state."""
+  """Trains (or resumes) the GAN of `config` in `workdir`; returns its state.
+
+  On SIGTERM (preemption) it finishes the current step, saves and waits for a
+  checkpoint, and raises `errors.Preempted`; rerunning resumes from there.
+  """
+  sigterm = _SigtermFlag()  # From the start: a TERM during set-up counts too.
+  try:
+    return _train(config, workdir, sigterm)
+  finally:
+    sigterm.restore()
+
+
+def _train(config: GANConfig, workdir: str, sigterm: "_SigtermFlag"
+           ) -> GANState:
   config.validate()
   _quiet_orbax_info_logs()
   _prepare_workdir(workdir)
@@ -162,8 +201,9 @@ def train_and_evaluate(config: GANConfig, workdir: str) -> GANState:
       state, metrics = train_step(state, next(batches))
       history.append(metrics)
       done = step + 1
+      stopping = sigterm.received
       is_last = done == config.num_steps
-      save_now = done % config.checkpoint_every == 0 or is_last
+      save_now = done % config.checkpoint_every == 0 or is_last or stopping
       if done % config.log_every == 0 or save_now or is_last:
         # Checked before any save, so a diverged state is never checkpointed.
         summary = _mean_metrics(history)
@@ -180,6 +220,11 @@ def train_and_evaluate(config: GANConfig, workdir: str) -> GANState:
       if save_now:
         checkpoint.save(mngr, state, config, image_shape)
         last_saved = f"step {done}"
+      if stopping:
+        mngr.wait_until_finished()
+        raise Preempted(
+            f"Stopped by SIGTERM after step {done}; the checkpoint of that "
+            f"step is saved in {workdir}. Rerun the same command to resume.")
   finally:
     # Also on errors: finish pending saves so the last good step survives.
     mngr.wait_until_finished()

@@ -1,8 +1,10 @@
 """The command-line entry points, run as a user would run them."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -54,3 +56,33 @@ def test_bad_flags_get_one_line_errors(tmp_path):
                 f"--output={tmp_path}/x.npz")
   assert result.returncode != 0
   assert "No checkpoint" in result.stderr.strip().splitlines()[-1]
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_continues(idx_dir, tmp_path):
+  workdir = str(tmp_path / "run")
+  flags = [f"--workdir={workdir}", f"--data_dir={idx_dir}", "--arch=mlp_tiny",
+           "--batch_size=8", "--log_every=1000", "--sample_every=100000",
+           "--checkpoint_every=100000"]
+  process = subprocess.Popen(
+      [sys.executable, "-m", "experiments.mnist_gan", *flags,
+       "--num_steps=1000000"], cwd=REPO, stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 120
+  while not os.path.exists(os.path.join(workdir, "checkpoints")):
+    assert time.time() < deadline and process.poll() is None
+    time.sleep(0.5)
+  time.sleep(3)  # Let it train some steps.
+  process.send_signal(signal.SIGTERM)
+  _, stderr = process.communicate(timeout=120)
+  assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+  last = stderr.strip().splitlines()[-1]
+  assert last.startswith("Stopped by SIGTERM after step ")
+  stopped_at = int(last.split("after step ")[1].split(";")[0])
+  assert os.listdir(os.path.join(workdir, "checkpoints")) == [str(stopped_at)]
+
+  result = _run("experiments.mnist_gan", *flags,
+                f"--num_steps={stopped_at + 2}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f"Resuming from the checkpoint at step {stopped_at}" in result.stderr
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints")), key=int)[
+      -1] == str(stopped_at + 2)
