@@ -220,8 +220,7 @@ def _train(config: GANConfig, workdir: str, sigterm: "_SigtermFlag"
       if save_now:
         checkpoint.save(mngr, state, config, image_shape)
         last_saved = f"step {done}"
-      if stopping:
-        mngr.wait_until_finished()
+      if stopping:  # The `finally` below waits for the save to complete.
         raise Preempted(
             f"Stopped by SIGTERM after step {done}; the checkpoint of that "
             f"step is saved in {workdir}. Rerun the same command to resume.")
