@@ -36,7 +36,6 @@ def measure(arch: str, image_size: int, batch_size: int, variant: str,
   import gan_jax  # pylint: disable=g-import-not-at-top,unused-import
   import functools  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   # pylint: disable=g-import-not-at-top
   from gan_jax import models, state as state_lib, steps as steps_lib
   from gan_jax.config import GANConfig  # pylint: disable=g-import-not-at-top

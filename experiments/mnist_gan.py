@@ -53,6 +53,24 @@ flags.DEFINE_integer("keep_checkpoints", _DEFAULTS.keep_checkpoints,
                      "Checkpoints to keep.")
 flags.DEFINE_integer("num_grid_samples", _DEFAULTS.num_grid_samples,
                      "Images in each sample grid.")
+flags.DEFINE_enum("on_nan", _DEFAULTS.on_nan, ["stop", "restore"],
+                  "On a non-finite loss or gradient: stop, or go back to the "
+                  "last good checkpoint with a new PRNG stream (3 times at "
+                  "most).")
+flags.DEFINE_integer("eval_every", _DEFAULTS.eval_every,
+                     "Steps between FD and classifier-score evaluations, "
+                     "which keep the best checkpoint by FD in best/ (0: off).")
+flags.DEFINE_integer("eval_num_samples", _DEFAULTS.eval_num_samples,
+                     "Generated images per evaluation.")
+flags.DEFINE_string("eval_split", _DEFAULTS.eval_split,
+                    "Real split the samples are compared with.")
+flags.DEFINE_enum("eval_extractor", _DEFAULTS.eval_extractor,
+                  ["classifier", "inception"],
+                  "Features for FD: the dataset's domain classifier (trained "
+                  "on first use) or InceptionV3 (needs --inception_weights).")
+flags.DEFINE_string("inception_weights", None,
+                    "pytorch-fid's pt_inception-2015-12-05-6726825d.pth or "
+                    "its .npz (experiments.convert_inception).")
 flags.DEFINE_bool("multihost", False,
                   "Call jax.distributed.initialize() first (one process per "
                   "host; auto-detected on TPU pods and SLURM).")

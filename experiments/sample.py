@@ -8,7 +8,6 @@ r"""Draws samples from a trained run's latest (or a named) checkpoint.
 
 import sys
 
-import numpy as np
 from absl import app, flags
 
 from gan_jax import sampling
@@ -30,7 +29,7 @@ def main(argv):
   try:
     sampling.sample_to_files(FLAGS.workdir, FLAGS.num_samples, FLAGS.output,
                              grid=FLAGS.grid, step=FLAGS.step, seed=FLAGS.seed)
-  except (UserError, FileNotFoundError) as e:
+  except UserError as e:
     sys.exit(f"error: {e}")
 
 

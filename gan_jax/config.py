@@ -41,6 +41,14 @@ class GANConfig:
   checkpoint_every: int = 1000
   keep_checkpoints: int = 3
   num_grid_samples: int = 64
+  on_nan: str = "stop"  # Or "restore": last good checkpoint, new PRNG stream.
+
+  # Evaluation during training (see gan_jax.evaluate); 0 turns it off.
+  eval_every: int = 0  # Steps between FD/score evaluations; keeps the best.
+  eval_num_samples: int = 10_000
+  eval_split: str = "test"  # Real split the samples are compared with.
+  eval_extractor: str = "classifier"  # A key of metrics.extractors.EXTRACTORS.
+  inception_weights: Optional[str] = None  # For eval_extractor="inception".
 
   def replace(self, **changes: Any) -> "GANConfig":
     return dataclasses.replace(self, **changes)
@@ -57,6 +65,7 @@ class GANConfig:
     """Raises ConfigError naming the offending field (= flag) and the fix."""
     # Imported here so that config stays importable without model code.
     from gan_jax import losses, models  # pylint: disable=g-import-not-at-top
+    from gan_jax.metrics import extractors  # pylint: disable=g-import-not-at-top
 
     def positive(name):
       if getattr(self, name) <= 0:
@@ -71,6 +80,14 @@ class GANConfig:
       if not 0.0 <= getattr(self, name) < 1.0:
         raise ConfigError(
             f"--{name} must be in [0, 1), got {getattr(self, name)!r}.")
+    if self.eval_every < 0:
+      raise ConfigError(f"--eval_every must be >= 0 (0: no evaluation), got "
+                        f"{self.eval_every!r}.")
+    if self.eval_num_samples < 2:
+      raise ConfigError(f"--eval_num_samples must be at least 2, got "
+                        f"{self.eval_num_samples!r}.")
+    _one_of("eval_extractor", self.eval_extractor, extractors.EXTRACTORS)
+    _one_of("on_nan", self.on_nan, ("stop", "restore"))
     _one_of("arch", self.arch, models.ARCHITECTURES)
     _one_of("loss", self.loss, losses.LOSSES)
     _one_of("dtype", self.dtype, ("float32", "bfloat16", "float16"))
@@ -84,7 +101,9 @@ class GANConfig:
     Only the length of the run and its bookkeeping may change on resume.
     """
     may_change = {"num_steps", "log_every", "sample_every", "checkpoint_every",
-                  "keep_checkpoints", "num_grid_samples"}
+                  "keep_checkpoints", "num_grid_samples", "on_nan",
+                  "eval_every", "eval_num_samples", "eval_split",
+                  "eval_extractor", "inception_weights"}
     differing = [
         f"--{f.name}={getattr(self, f.name)!r} (saved: "
         f"{getattr(saved, f.name)!r})" for f in dataclasses.fields(self)

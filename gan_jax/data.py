@@ -232,3 +232,7 @@ def prefetch(iterator: Iterator[Any], put: Callable[[Any], Any],
       yield item
   finally:
     stop.set()
+    try:  # Unblocks a producer waiting on a full buffer, so it can stop.
+      buffer.get_nowait()
+    except queue.Empty:
+      pass

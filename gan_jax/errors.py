@@ -20,6 +20,10 @@ class WorkdirError(UserError, OSError):
   """The workdir cannot be written or holds something unexpected."""
 
 
+class CheckpointError(UserError, OSError):
+  """Checkpoints cannot be written (disk full, permissions) or none is good."""
+
+
 class Preempted(Exception):
   """Training stopped on SIGTERM after saving a checkpoint; rerun to resume."""
 

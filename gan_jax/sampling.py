@@ -1,11 +1,10 @@
 """Drawing samples from a generator, and turning them into image files."""
 
 import os
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import jax
 from absl import logging
-import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
@@ -50,10 +49,15 @@ def save_png(path: str, image: np.ndarray) -> None:
   os.replace(tmp, path)
 
 
-def load_generator(workdir: str, step: Optional[int] = None
+def load_generator(workdir: str, step: Union[int, str, None] = None
                    ) -> Tuple[PlayerState, GANConfig, int]:
-  """The generator of checkpoint `step` (default: latest) of a run."""
-  mngr = checkpoint.manager(workdir, max_to_keep=None, read_only=True)
+  """The generator of checkpoint `step` of a run: a step, "latest" (or None)
+  or "best" (the best by FD, kept when training with --eval_every)."""
+  if step == "best":
+    mngr, step = checkpoint.best_manager(workdir, read_only=True), None
+  else:
+    mngr = checkpoint.manager(workdir, max_to_keep=None, read_only=True)
+    step = None if step == "latest" else step
   step, config, image_shape = checkpoint.load_config(mngr, step)
   state = checkpoint.restore(mngr, create_state(config, image_shape), step)
   return state.g, config, step

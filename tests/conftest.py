@@ -4,10 +4,12 @@ import gzip
 import os
 import struct
 
+import jax
 import numpy as np
 import pytest
 
 import gan_jax  # noqa: F401  (sets XLA flags before jax starts)
+from gan_jax.config import GANConfig
 
 
 def write_idx(path, array):
@@ -40,3 +42,19 @@ def idx_dir(tmp_path):
     write_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte{ext}"), images)
     write_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte{ext}"), labels)
   return str(folder)
+
+
+def tiny_run_config(idx_dir, **changes):
+  """A few steps of the tiny DCGAN on `idx_dir`: checkpoints at 3 and 6."""
+  defaults = dict(arch="dcgan_tiny", data_dir=idx_dir, batch_size=16,
+                  num_steps=6, log_every=2, sample_every=3,
+                  checkpoint_every=3, num_grid_samples=4)
+  return GANConfig(**{**defaults, **changes})
+
+
+def assert_same_state(a, b):
+  """Bitwise equal arrays (static parts such as optimizers are not compared)."""
+  a_leaves, b_leaves = jax.tree.leaves(a), jax.tree.leaves(b)
+  assert len(a_leaves) == len(b_leaves)
+  for x, y in zip(a_leaves, b_leaves):
+    np.testing.assert_array_equal(x, y)

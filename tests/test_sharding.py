@@ -4,10 +4,12 @@ XLA_FLAGS must be set before jax starts, so the check runs in a subprocess.
 """
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import jax
 import numpy as np
@@ -144,3 +146,50 @@ def test_two_processes_match_one_process(idx_dir, tmp_path):
   assert step == 4
   for a, b in zip(jax.tree.leaves(g_state), jax.tree.leaves(single.g)):
     np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
+def test_sigterm_on_one_host_stops_all_at_the_same_step(idx_dir, tmp_path):
+  """JAX's preemption sync point: host 1 gets SIGTERM, both hosts save the
+  same step and exit 143; a rerun resumes from it.
+
+  One fake device per process: with several, 2-core machines can starve the
+  CPU collectives' threads over long runs (the 4-device test above is short).
+  """
+  workdir = str(tmp_path / "run")
+  flags = [f"--workdir={workdir}", f"--data_dir={idx_dir}",
+           "--arch=dcgan_tiny", "--batch_size=16", "--log_every=1000",
+           "--sample_every=100000", "--checkpoint_every=100000", "--multihost",
+           "--num_processes=2"]
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
+             JAX_PLATFORMS="cpu")
+
+  def launch(num_steps):
+    port = _free_port()
+    return [subprocess.Popen(
+        [sys.executable, "-m", "experiments.mnist_gan", *flags,
+         f"--num_steps={num_steps}", f"--coordinator_address=localhost:{port}",
+         f"--process_id={i}"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True) for i in range(2)]
+
+  processes = launch(1_000_000)
+  deadline = time.time() + 240
+  while not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    assert time.time() < deadline
+    assert all(p.poll() is None for p in processes)
+    time.sleep(0.5)
+  time.sleep(5)  # Let them train some steps.
+  processes[1].send_signal(signal.SIGTERM)
+  stopped = []
+  for process in processes:
+    _, stderr = process.communicate(timeout=240)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("Stopped by SIGTERM after step "), last
+    stopped.append(int(last.split("after step ")[1].split(";")[0]))
+  assert stopped[0] == stopped[1] > 0
+  assert os.listdir(os.path.join(workdir, "checkpoints")) == [str(stopped[0])]
+
+  for process in launch(stopped[0] + 2):
+    _, stderr = process.communicate(timeout=240)
+    assert process.returncode == 0, stderr[-3000:]
+    assert f"Resuming from the checkpoint at step {stopped[0]}" in stderr

@@ -22,7 +22,6 @@ classifier where a loader would find it.
 """
 
 import functools
-import hashlib
 import json
 import os
 import shutil
@@ -37,7 +36,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from gan_jax import data
+from gan_jax import data, hashing
 from gan_jax.errors import ConfigError, DataError, DivergenceError
 
 Params = Any
@@ -108,16 +107,8 @@ def classifier_dir(dataset_name: str, root: Optional[str] = None) -> str:
   return os.path.join(os.path.abspath(root or default_root()), dataset_name)
 
 
-def params_sha256(params: Params) -> str:
-  """sha256 over every leaf's path, dtype, shape and bytes, in path order."""
-  digest = hashlib.sha256()
-  leaves = jax.tree_util.tree_flatten_with_path(params)[0]
-  for path, leaf in sorted(leaves, key=lambda kv: jax.tree_util.keystr(kv[0])):
-    leaf = np.asarray(leaf)
-    digest.update(f"{jax.tree_util.keystr(path)}|{leaf.dtype.str}|"
-                  f"{leaf.shape}|".encode())
-    digest.update(np.ascontiguousarray(leaf).tobytes())
-  return digest.hexdigest()
+# One implementation, shared with the GAN checkpoints' state_sha256.
+params_sha256 = hashing.tree_sha256
 
 
 # --- Training ----------------------------------------------------------------

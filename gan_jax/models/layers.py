@@ -161,7 +161,7 @@ class Conv(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
-    (kh, kw), (sh, sw) = self.kernel_size, self.strides
+    kh, kw = self.kernel_size
     c = x.shape[-1]
     kernel = self.param("kernel", self.kernel_init, (kh, kw, c, self.features),
                         self.param_dtype).astype(self.dtype)
