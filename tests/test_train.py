@@ -19,7 +19,7 @@ def test_checkpoint_round_trip(tmp_path):
   mngr = checkpoint.manager(str(tmp_path))
   checkpoint.save(mngr, state, config, (28, 28, 1))
   mngr.wait_until_finished()
-  step, saved_config, image_shape = checkpoint.loadtiny_run_config(mngr)
+  step, saved_config, image_shape = checkpoint.load_config(mngr)
   assert (step, saved_config, image_shape) == (1, config, (28, 28, 1))
   fresh = create_state(config.replace(seed=1), (28, 28, 1))
   restored = checkpoint.restore(mngr, fresh)

@@ -54,13 +54,13 @@ def _kth_neighbour_block(rows: Array, row_start: Array, points: Array,
   """Squared distance [B] of rows [B, D] = points[row_start:][:B] to their
   k-th nearest neighbour among points [N, D], themselves excluded."""
   sq = squared_distances(rows, points)  # [B, N]
-  # Exclude each row's own entry by index, not by distance 0, so exact
-  # duplicates still count as neighbours of each other.
+  # The k + 1 nearest, then each row's own entry dropped by index (not by
+  # distance 0, so exact duplicates still count as neighbours). Masking the
+  # own entry with inf before top_k instead is 30x slower on XLA:CPU.
+  neg_nearest, index = jax.lax.top_k(-sq, k + 1)  # [B, k + 1]
   own = row_start + jnp.arange(rows.shape[0])
-  sq = jnp.where(jnp.arange(points.shape[0])[None, :] == own[:, None],
-                 jnp.inf, sq)
-  neg_nearest, _ = jax.lax.top_k(-sq, k)  # [B, k], nearest first.
-  return -neg_nearest[:, k - 1]
+  others = jnp.where(index == own[:, None], jnp.inf, -neg_nearest)
+  return jnp.sort(others, axis=1)[:, k - 1]
 
 
 @jax.jit
