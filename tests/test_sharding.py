@@ -47,6 +47,15 @@ SCRIPT = textwrap.dedent("""
     for name in metrics:
       np.testing.assert_allclose(metrics[name], single_metrics[name],
                                  rtol=2e-4, atol=2e-5)
+    # Further sharded steps reuse the first compilation.
+    import chex
+    traced = jax.jit(chex.assert_max_traces(steps.train_step, n=1))
+    state = jax.device_put(create_state(GANConfig(arch="dcgan_tiny"),
+                                        (28, 28, 1)), replicated)
+    for _ in range(3):
+      state, _ = traced(state, {"image": sharded_images})
+    assert all(leaf.sharding.is_fully_replicated
+               for leaf in jax.tree.leaves(state))
     print("OK")
 """)
 
