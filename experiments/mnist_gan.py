@@ -41,6 +41,9 @@ flags.DEFINE_float("b2", _DEFAULTS.b2, "Adam beta2.")
 flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Global batch size.")
 flags.DEFINE_integer("d_steps", _DEFAULTS.d_steps,
                      "Discriminator updates per generator update.")
+flags.DEFINE_float("g_ema_decay", _DEFAULTS.g_ema_decay,
+                   "Keep an exponential moving average of G's params with "
+                   "this decay (e.g. 0.999) and sample from it; 0: none.")
 flags.DEFINE_integer("num_steps", _DEFAULTS.num_steps,
                      "Generator updates in the whole run.")
 flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of init, data order, z.")

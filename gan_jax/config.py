@@ -32,6 +32,7 @@ class GANConfig:
   b2: float = 0.999
   batch_size: int = 64
   d_steps: int = 1  # Discriminator updates per generator update.
+  g_ema_decay: float = 0.0  # EMA of G's params for sampling; 0: none.
   num_steps: int = 10_000
   seed: int = 0
 
@@ -76,7 +77,7 @@ class GANConfig:
                  "log_every", "sample_every", "checkpoint_every",
                  "keep_checkpoints", "num_grid_samples"):
       positive(name)
-    for name in ("b1", "b2"):
+    for name in ("b1", "b2", "g_ema_decay"):
       if not 0.0 <= getattr(self, name) < 1.0:
         raise ConfigError(
             f"--{name} must be in [0, 1), got {getattr(self, name)!r}.")

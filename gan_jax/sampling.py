@@ -15,8 +15,12 @@ from gan_jax.steps import sample_latents
 
 
 def generate(g_state: PlayerState, z: jax.Array) -> jax.Array:
-  """Eval-mode G(z) (running BatchNorm statistics): [B, H, W, C] in [-1, 1]."""
-  return g_state.apply_fn(g_state.variables(), z, train=False)
+  """Eval-mode G(z) (running BatchNorm statistics): [B, H, W, C] in [-1, 1].
+
+  Uses G's EMA params when the run keeps them (--g_ema_decay).
+  """
+  return g_state.apply_fn(g_state.variables(g_state.ema_params), z,
+                          train=False)
 
 
 def to_uint8(images) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Training state: a pytree per player, and the pair of them.
 
 `GANState` is everything a run needs to continue: both players' params,
-optimizer states and BatchNorm statistics, the step, and the base PRNG key.
+optimizer states and BatchNorm statistics, G's EMA params if the run keeps
+them, the step, and the base PRNG key.
 Per-step randomness is derived as `fold_in(rng, step)` inside the step, so a
 run restored from a checkpoint replays exactly what an uninterrupted run does.
 """
@@ -32,6 +33,7 @@ class Game:
   loss: str = "non_saturating"  # A key of gan_jax.losses.LOSSES.
   latent_dim: int = 100
   d_steps: int = 1  # Discriminator updates per generator update.
+  ema_decay: float = 0.0  # Of G's EMA params; 0: no EMA.
 
 
 class PlayerState(train_state.TrainState):
@@ -40,6 +42,9 @@ class PlayerState(train_state.TrainState):
   `apply_fn` is the player's own `module.apply`; `game` names its opponent.
   """
   batch_stats: Any = struct.field(default_factory=dict)
+  # The generator's exponential moving average of params (None: no EMA);
+  # sampling and evaluation use it when present.
+  ema_params: Any = None
   game: Game = struct.field(pytree_node=False, default=None)
 
   def variables(self, params=None):
@@ -70,7 +75,8 @@ def make_game(config: GANConfig, image_shape: Tuple[int, int, int]) -> Game:
       config.arch, image_shape=tuple(image_shape),
       dtype=jnp.dtype(config.dtype), param_dtype=jnp.float32)
   return Game(generator, discriminator, loss=config.loss,
-              latent_dim=config.latent_dim, d_steps=config.d_steps)
+              latent_dim=config.latent_dim, d_steps=config.d_steps,
+              ema_decay=config.g_ema_decay)
 
 
 def make_optimizer(config: GANConfig) -> optax.GradientTransformation:
@@ -95,7 +101,11 @@ def create_state(config: GANConfig, image_shape: Tuple[int, int, int],
         tx=make_optimizer(config), batch_stats=variables.get("batch_stats", {}),
         game=game)
 
-  return GANState(g=player(game.generator, g_vars),
+  g = player(game.generator, g_vars)
+  if game.ema_decay:
+    # A copy: donating the state must not hand XLA one buffer twice.
+    g = g.replace(ema_params=jax.tree.map(jnp.copy, g.params))
+  return GANState(g=g,
                   d=player(game.discriminator, d_vars),
                   step=jnp.zeros((), jnp.int32),
                   rng=jax.random.key_data(run_key))

@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, Tuple
 
 import jax
 import jax.numpy as jnp
+import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from gan_jax import losses
@@ -140,6 +141,9 @@ def _update_generator(g_state: PlayerState, d_params, fake_images: Array,
   loss, image_grads = jax.value_and_grad(loss_of_images)(fake_images)
   (grads,) = pullback(image_grads.astype(fake_images.dtype))
   new_state = g_state.apply_gradients(grads=grads, batch_stats=g_batch_stats)
+  if game.ema_decay:
+    new_state = new_state.replace(ema_params=optax.incremental_update(
+        new_state.params, g_state.ema_params, step_size=1.0 - game.ema_decay))
   return new_state, {"g_loss": loss, "g_grad_norm": global_norm(grads)}
 
 

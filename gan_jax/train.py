@@ -199,10 +199,9 @@ class _Evaluation:
         inception_weights=config.inception_weights,
         metrics=evaluation.TRAINING_METRICS))
     self.mngr = checkpoint.best_manager(workdir)
-    self.best_fd = math.inf
     saved = checkpoint.best_records(self.mngr)
-    if saved:
-      self.best_fd = evaluation.by_metric(saved)["fd"]
+    self.best_fd = evaluation.by_metric(saved)["fd"] if saved else math.inf
+    self.best_protocol = _protocol(saved) if saved else None
 
   def __call__(self, state: GANState, config: GANConfig, image_shape,
                writer) -> None:
@@ -212,14 +211,13 @@ class _Evaluation:
     step = int(state.step)
     records = self.evaluator.generated(g_state, step=step)
     scores = evaluation.by_metric(records)
-    if self.best_fd < math.inf and _protocol(records) != _protocol(
-        checkpoint.best_records(self.mngr)):
+    if self.best_protocol not in (None, _protocol(records)):
       logging.warning("The evaluation protocol changed since best/ was kept; "
                       "its FD is not comparable and will be replaced.")
       self.best_fd = math.inf
     improved = scores["fd"] < self.best_fd
     if improved:
-      self.best_fd = scores["fd"]
+      self.best_fd, self.best_protocol = scores["fd"], _protocol(records)
       checkpoint.save(self.mngr, state, config, image_shape,
                       extra={"eval": records})
     seconds = time.perf_counter() - start

@@ -171,3 +171,26 @@ def test_global_norm_matches_optax():
   np.testing.assert_allclose(steps.global_norm(tree),
                              np.sqrt(np.sum(np.arange(12.0) ** 2) + 20.0),
                              rtol=1e-6)
+
+
+def test_generator_ema_follows_the_params():
+  assert _state().g.ema_params is None  # Off by default.
+  before = _state(g_ema_decay=0.9)
+  chex.assert_trees_all_equal(before.g.ema_params, before.g.params)
+  state, _ = jax.jit(steps.train_step)(before, _batch())
+  expected = jax.tree.map(lambda old, new: 0.9 * old + 0.1 * new,
+                          before.g.params, state.g.params)
+  chex.assert_trees_all_close(state.g.ema_params, expected, rtol=1e-6,
+                              atol=1e-7)
+  assert state.d.ema_params is None  # Only the generator keeps one.
+
+
+def test_sampling_uses_the_ema_params():
+  from gan_jax import sampling  # pylint: disable=g-import-not-at-top
+  state, _ = jax.jit(steps.train_step)(_state(g_ema_decay=0.5), _batch())
+  z = jax.random.normal(jax.random.key(1), (4, 100))
+  g = state.g
+  ema_out = g.apply_fn(g.variables(g.ema_params), z, train=False)
+  live_out = g.apply_fn(g.variables(), z, train=False)
+  np.testing.assert_array_equal(sampling.generate(g, z), ema_out)
+  assert not np.allclose(ema_out, live_out)

@@ -41,15 +41,16 @@ def test_training_writes_samples_events_and_checkpoints(idx_dir, tmp_path):
   assert images.shape == (5, 28, 28, 1) and images.dtype == np.uint8
 
 
-@pytest.mark.parametrize("arch", ["dcgan_tiny", "mlp_tiny"])
-def test_resume_equals_uninterrupted_run(idx_dir, tmp_path, arch):
-  straight = train.train_and_evaluate(tiny_run_config(idx_dir, arch=arch),
-                                      str(tmp_path / "straight"))
+@pytest.mark.parametrize("changes", [dict(arch="dcgan_tiny"),
+                                     dict(arch="mlp_tiny"),
+                                     dict(arch="dcgan_tiny", g_ema_decay=0.9)])
+def test_resume_equals_uninterrupted_run(idx_dir, tmp_path, changes):
+  config = tiny_run_config(idx_dir, **changes)
+  straight = train.train_and_evaluate(config, str(tmp_path / "straight"))
   resumed_dir = str(tmp_path / "resumed")
-  first = train.train_and_evaluate(tiny_run_config(idx_dir, arch=arch, num_steps=3),
-                                   resumed_dir)
+  first = train.train_and_evaluate(config.replace(num_steps=3), resumed_dir)
   assert int(first.step) == 3
-  resumed = train.train_and_evaluate(tiny_run_config(idx_dir, arch=arch), resumed_dir)
+  resumed = train.train_and_evaluate(config, resumed_dir)
   assert int(resumed.step) == 6
   assert_same_state(resumed, straight)
 
