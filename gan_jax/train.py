@@ -4,14 +4,18 @@
 
 What lands in `workdir`:
   checkpoints/<step>/  orbax checkpoints of the whole GANState (last few kept).
+  best/<step>/  with eval_every: the checkpoint of lowest FD, with its results.
   samples/step_<step>.png  a grid from a fixed latent batch, every
     `sample_every` steps (eval-mode generator).
   events.out.tfevents.*  TensorBoard scalars (losses, D outputs, accuracies,
     gradient norms, steps/sec) and the sample grids.
 
-Starting again in the same workdir resumes from the latest checkpoint: the
-step, both players and optimizers, and the data position (a pure function of
-the step) come back, so the result equals an uninterrupted run.
+Starting again in the same workdir resumes from the latest good checkpoint:
+the step, both players and optimizers, the PRNG key and the data position (a
+pure function of the step) come back, so the result equals an uninterrupted
+run. SIGTERM stops after the current step with a checkpoint (on several hosts
+at a step they agree on); a non-finite loss stops the run or, with
+on_nan="restore", goes back to the last good checkpoint with a new key.
 """
 
 import functools

@@ -16,9 +16,10 @@ pool features [N, 2048], or class predictions) and returns python floats.
   density_coverage(real, fake, k) -> (density, coverage): Naeem et al. 2020.
   class_coverage(predicted_labels, num_classes): share of classes generated.
 
-Features and logits for 28x28 datasets come from the project's own domain
-classifier in `gan_jax.metrics.classifier` (not imported here: it needs flax
-and orbax): load_or_train_classifier, classifier_features_and_logits.
+Features and logits come from the extractors of `gan_jax.metrics.extractors`
+(the project's domain classifier, `classifier.py`, or FID's InceptionV3,
+`inception.py`); `gan_jax.metrics.evaluation` scores images with the
+protocol attached. None of them is imported here: they need flax and orbax.
 """
 
 from gan_jax.metrics.coverage import class_coverage
