@@ -43,11 +43,8 @@ def benchmark() -> dict:
   if os.path.exists(os.path.join(workdir, "checkpoints")):
     raise UserError(f"--workdir={workdir} already holds a run; the benchmark "
                     "times a fresh one: pick a new --workdir.")
-  evaluator = evaluate.Evaluator(evaluate.EvalConfig(
-      dataset=config.dataset, data_dir=config.data_dir,
-      reference_split=config.eval_split,
-      num_samples=FLAGS.quality_num_samples, extractor=config.eval_extractor,
-      inception_weights=config.inception_weights,
+  evaluator = evaluate.Evaluator(evaluate.EvalConfig.for_run(
+      config, num_samples=FLAGS.quality_num_samples,
       metrics=("fd", "score", "precision_recall")))
 
   start = time.perf_counter()

@@ -46,6 +46,8 @@ import sys
 import tempfile
 import time
 
+from train_speed import time_step  # This folder is on the path as a script's.
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORCE_DEVICES = "--xla_force_host_platform_device_count"
 
@@ -84,19 +86,8 @@ def measure_step(args, dtype: str) -> dict:
                        out_shardings=(state_sharding, state_sharding),
                        donate_argnums=0)
 
-  start = time.perf_counter()
-  compiled = train_step.lower(state, batch).compile()
-  compile_seconds = time.perf_counter() - start
-  state, metrics = compiled(state, batch)  # Warm-up.
-  jax.block_until_ready(metrics)
-  best = 0.0
-  for _ in range(args.repeats):
-    start = time.perf_counter()
-    for _ in range(args.steps):
-      state, metrics = compiled(state, batch)
-    jax.block_until_ready(metrics)
-    best = max(best, args.steps * config.batch_size
-               / (time.perf_counter() - start))
+  compile_seconds, best, state, metrics = time_step(
+      train_step, state, batch, config.batch_size, args.steps, args.repeats)
 
   def dtypes_of(tree):
     return sorted({str(x.dtype) for x in jax.tree.leaves(tree)})
@@ -143,15 +134,13 @@ def measure_checkpoint(args) -> dict:
                                   (config.batch_size,) + shape, minval=-1.0,
                                   maxval=1.0)})[0]
   leaves = jax.tree.leaves(state)
-  wait = getattr(checkpoint, "wait", None) or (
-      lambda mngr: mngr.wait_until_finished())
 
   with tempfile.TemporaryDirectory() as workdir:
     mngr = checkpoint.manager(workdir, max_to_keep=None)
     # The first save also creates folders and starts orbax's threads.
     start = time.perf_counter()
     checkpoint.save(mngr, state, config, shape)
-    wait(mngr)
+    checkpoint.wait(mngr)
     first_save = time.perf_counter() - start
     blocking, full, restore = [], [], []
     for i in range(args.repeats):
@@ -161,7 +150,7 @@ def measure_checkpoint(args) -> dict:
       start = time.perf_counter()
       checkpoint.save(mngr, state, config, shape)
       blocking.append(time.perf_counter() - start)
-      wait(mngr)
+      checkpoint.wait(mngr)
       full.append(time.perf_counter() - start)
       target = fresh()
       jax.block_until_ready(target)
@@ -174,7 +163,7 @@ def measure_checkpoint(args) -> dict:
     disk_bytes = sum(os.path.getsize(os.path.join(root, name))
                      for root, _, names in os.walk(step_dir)
                      for name in names)
-    (getattr(checkpoint, "close", None) or (lambda m: m.close()))(mngr)
+    checkpoint.close(mngr)
 
   params = (state.g.params, state.d.params)
   return {

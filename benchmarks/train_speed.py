@@ -29,6 +29,29 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def time_step(train_step, state, batch, batch_size: int, steps: int,
+              repeats: int):
+  """Compiles the jitted `train_step`, warms it up, then times it.
+
+  Returns (compile seconds, best images/sec over `repeats` windows of
+  `steps` steps, the last state, its metrics).
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  start = time.perf_counter()
+  compiled = train_step.lower(state, batch).compile()
+  compile_seconds = time.perf_counter() - start
+  state, metrics = compiled(state, batch)  # Warm-up.
+  jax.block_until_ready(metrics)
+  best = 0.0
+  for _ in range(repeats):
+    start = time.perf_counter()
+    for _ in range(steps):
+      state, metrics = compiled(state, batch)
+    jax.block_until_ready(metrics)
+    best = max(best, steps * batch_size / (time.perf_counter() - start))
+  return compile_seconds, best, state, metrics
+
+
 def measure(arch: str, image_size: int, batch_size: int, variant: str,
             steps: int, repeats: int) -> dict:
   """Runs in the child process: times one configuration."""
@@ -56,18 +79,8 @@ def measure(arch: str, image_size: int, batch_size: int, variant: str,
                                        minval=-1.0, maxval=1.0)}
   train_step = jax.jit(steps_lib.train_step, donate_argnums=0)
 
-  start = time.perf_counter()
-  compiled = train_step.lower(state, batch).compile()
-  compile_seconds = time.perf_counter() - start
-  state, metrics = compiled(state, batch)  # Warm-up.
-  jax.block_until_ready(metrics)
-  best = 0.0
-  for _ in range(repeats):
-    start = time.perf_counter()
-    for _ in range(steps):
-      state, metrics = compiled(state, batch)
-    jax.block_until_ready(metrics)
-    best = max(best, steps * batch_size / (time.perf_counter() - start))
+  compile_seconds, best, state, metrics = time_step(
+      train_step, state, batch, batch_size, steps, repeats)
 
   device = jax.devices()[0]
   stats = device.memory_stats() or {}

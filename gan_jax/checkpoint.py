@@ -14,6 +14,7 @@ matches its hash. Newer bad ones are moved to `<workdir>/corrupt_checkpoints/`,
 kept for inspection but out of orbax's way.
 """
 
+import contextlib
 import errno
 import os
 import re
@@ -91,6 +92,19 @@ def _write_error(directory, error: BaseException) -> Optional[CheckpointError]:
       f"Cannot write checkpoints to {directory}: {cause[1]}. " + _FIX)
 
 
+@contextlib.contextmanager
+def _write_errors_as_checkpoint_errors(directory):
+  """Raises OS-level write failures inside the block as `_write_error`s;
+  other errors pass unchanged."""
+  try:
+    yield
+  except Exception as e:  # pylint: disable=broad-except
+    error = _write_error(directory, e)
+    if error is None:
+      raise
+    raise error from e
+
+
 def manager(workdir: str, max_to_keep: Optional[int] = 3,
             read_only: bool = False, kind: str = CHECKPOINTS
             ) -> ocp.CheckpointManager:
@@ -102,7 +116,7 @@ def manager(workdir: str, max_to_keep: Optional[int] = 3,
   if os.path.exists(directory) and not os.path.isdir(directory):
     raise CheckpointError(f"{directory} is a file, not a folder: move it "
                           "away, or choose another --workdir.")
-  try:
+  with _write_errors_as_checkpoint_errors(directory):
     if not read_only:
       # Orbax creates step folders asynchronously and, when that fails, waits
       # minutes for them before it reports the error; fail fast instead.
@@ -111,11 +125,6 @@ def manager(workdir: str, max_to_keep: Optional[int] = 3,
         pass
     return ocp.CheckpointManager(directory, options=options,
                                  item_names=("state", "config"))
-  except Exception as e:  # pylint: disable=broad-except
-    error = _write_error(directory, e)
-    if error is None:
-      raise
-    raise error from e
 
 
 def _check_free_space(directory, state: GANState) -> None:
@@ -159,25 +168,15 @@ def save(mngr: ocp.CheckpointManager, state: GANState, config: GANConfig,
   # Hashed now, synchronously: the caller may donate `state` right after.
   run = {**config.to_dict(), "image_shape": list(image_shape),
          HASH_KEY: state_sha256(state), **(extra or {})}
-  try:
+  with _write_errors_as_checkpoint_errors(mngr.directory):
     mngr.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(run)))
-  except Exception as e:  # pylint: disable=broad-except
-    error = _write_error(mngr.directory, e)
-    if error is None:
-      raise
-    raise error from e
 
 
 def wait(mngr: ocp.CheckpointManager) -> None:
   """Waits for pending saves; CheckpointError if one could not be written."""
-  try:
+  with _write_errors_as_checkpoint_errors(mngr.directory):
     mngr.wait_until_finished()
-  except Exception as e:  # pylint: disable=broad-except
-    error = _write_error(mngr.directory, e)
-    if error is None:
-      raise
-    raise error from e
 
 
 def close(mngr: ocp.CheckpointManager) -> None:

@@ -39,6 +39,15 @@ class EvalConfig:
   cache_dir: Optional[str] = None  # Reference features; None: the default.
   classifier_root: Optional[str] = None  # None: the default cache.
 
+  @classmethod
+  def for_run(cls, config, **changes: Any) -> "EvalConfig":
+    """The evaluation settings of a training run's GANConfig (--eval_*)."""
+    return cls(**{**dict(
+        dataset=config.dataset, data_dir=config.data_dir,
+        reference_split=config.eval_split,
+        num_samples=config.eval_num_samples, extractor=config.eval_extractor,
+        inception_weights=config.inception_weights), **changes})
+
   def validate(self) -> "EvalConfig":
     if self.num_samples < 2:
       raise ConfigError(f"--num_samples={self.num_samples} must be at least "
@@ -46,10 +55,7 @@ class EvalConfig:
     if self.extractor not in extractors.EXTRACTORS:
       raise ConfigError(f"--extractor={self.extractor!r} is not one of "
                         f"{', '.join(sorted(extractors.EXTRACTORS))}.")
-    unknown = [m for m in self.metrics if m not in evaluation.METRICS]
-    if unknown:
-      raise ConfigError(f"--metrics has unknown {', '.join(unknown)}; choose "
-                        f"from {', '.join(evaluation.METRICS)}.")
+    evaluation.check_metrics(self.metrics)
     if not self.dataset:
       raise ConfigError("Evaluation needs --dataset (mnist, fashion_mnist, "
                         "...) to pick the real data and its classifier.")

@@ -1,6 +1,8 @@
-"""Content hashes of pytrees of arrays, to detect corrupted weights on disk."""
+"""Content hashes of pytrees of arrays (to detect corrupted weights on disk
+and to key caches), and where those caches live."""
 
 import hashlib
+import os
 from typing import Any
 
 import jax
@@ -30,3 +32,10 @@ def tree_sha256(tree: Any) -> str:
     # A uint8 view hashes the bytes without the copy `tobytes` makes.
     digest.update(np.ascontiguousarray(value).reshape(-1).view(np.uint8))
   return digest.hexdigest()
+
+
+def cache_dir(name: str) -> str:
+  """<root>/<name>: root is $GAN_JAX_CACHE, else ~/.cache/gan_jax."""
+  root = os.environ.get("GAN_JAX_CACHE") or os.path.join(
+      os.path.expanduser("~"), ".cache", "gan_jax")
+  return os.path.join(root, name)

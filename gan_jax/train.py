@@ -196,12 +196,8 @@ class _Evaluation:
   """
 
   def __init__(self, config: GANConfig, workdir: str):
-    self.evaluator = evaluate.Evaluator(evaluate.EvalConfig(
-        dataset=config.dataset, data_dir=config.data_dir,
-        reference_split=config.eval_split,
-        num_samples=config.eval_num_samples, extractor=config.eval_extractor,
-        inception_weights=config.inception_weights,
-        metrics=evaluation.TRAINING_METRICS))
+    self.evaluator = evaluate.Evaluator(evaluate.EvalConfig.for_run(
+        config, metrics=evaluation.TRAINING_METRICS))
     self.mngr = checkpoint.best_manager(workdir)
     saved = checkpoint.best_records(self.mngr)
     self.best_fd = evaluation.by_metric(saved)["fd"] if saved else math.inf

@@ -94,9 +94,7 @@ class Classifier(NamedTuple):
 
 
 def default_root() -> str:
-  cache = os.environ.get("GAN_JAX_CACHE") or os.path.join(
-      os.path.expanduser("~"), ".cache", "gan_jax")
-  return os.path.join(cache, "classifiers")
+  return hashing.cache_dir("classifiers")
 
 
 def classifier_dir(dataset_name: str, root: Optional[str] = None) -> str:

@@ -16,14 +16,13 @@ weights and a hash of the real images themselves.
 """
 
 import dataclasses
-import hashlib
 import os
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from absl import logging
 import numpy as np
 
-from gan_jax import data
+from gan_jax import data, hashing
 from gan_jax.errors import ConfigError
 from gan_jax.metrics.coverage import class_coverage
 from gan_jax.metrics.extractors import FeatureExtractor
@@ -55,15 +54,7 @@ class Reference:
 
 
 def default_cache_dir() -> str:
-  cache = os.environ.get("GAN_JAX_CACHE") or os.path.join(
-      os.path.expanduser("~"), ".cache", "gan_jax")
-  return os.path.join(cache, "reference")
-
-
-def _images_sha256(images: np.ndarray) -> str:
-  digest = hashlib.sha256(f"{images.dtype.str}|{images.shape}|".encode())
-  digest.update(np.ascontiguousarray(images).tobytes())
-  return digest.hexdigest()
+  return hashing.cache_dir("reference")
 
 
 def _compute_reference(extractor: FeatureExtractor, dataset_name: str,
@@ -114,7 +105,7 @@ def real_reference(extractor: FeatureExtractor, dataset_name: str,
     raise ConfigError(f"--num_real={num_real} must be in [2, {len(real)}], "
                       f"the size of the {split} split of {dataset_name}.")
   images = real.images[:num_real]
-  data_sha256 = _images_sha256(images)
+  data_sha256 = hashing.tree_sha256(images)
   key = "_".join([dataset_name, split, f"n{len(images)}",
                   extractor.name.replace("/", "-"),
                   extractor.weights_sha256[:12], data_sha256[:12]])
@@ -205,6 +196,14 @@ METRICS: Dict[str, MetricFn] = {
 TRAINING_METRICS = ("fd", "score")  # Cheap enough to run during training.
 
 
+def check_metrics(metrics: Sequence[str]) -> None:
+  """ConfigError naming any of `metrics` that is not a key of METRICS."""
+  unknown = [m for m in metrics if m not in METRICS]
+  if unknown:
+    raise ConfigError(f"--metrics has unknown {', '.join(unknown)}; choose "
+                      f"from {', '.join(METRICS)}.")
+
+
 def evaluate(images, extractor: FeatureExtractor, reference: Reference, *,
              metrics: Sequence[str] = tuple(METRICS), seed: int = 0,
              **context: Any) -> List[Dict[str, Any]]:
@@ -214,10 +213,7 @@ def evaluate(images, extractor: FeatureExtractor, reference: Reference, *,
   and the protocol (sample counts, split, extractor, weights hash, resize,
   seed) plus any `context` (e.g. source=..., step=...).
   """
-  unknown = [m for m in metrics if m not in METRICS]
-  if unknown:
-    raise ConfigError(f"--metrics has unknown {', '.join(unknown)}; choose "
-                      f"from {', '.join(METRICS)}.")
+  check_metrics(metrics)
   features, logits = extractor(images)
   if not np.isfinite(features).all():
     raise ConfigError("The generated images give non-finite features: check "
