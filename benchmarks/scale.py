@@ -69,17 +69,18 @@ def measure_step(args, dtype: str) -> dict:
   import numpy as np  # pylint: disable=g-import-not-at-top
   # pylint: disable=g-import-not-at-top
   from gan_jax import parallel, state as state_lib, steps as steps_lib
-  from gan_jax.config import GANConfig
+  from gan_jax.families.gan import GANConfig
 
   shape = _image_shape(args.image_size)
-  config = GANConfig(arch=args.arch, batch_size=args.batch_size, dtype=dtype)
+  config = GANConfig(arch=args.arch, dtype=dtype)
+  batch_size = args.batch_size
   mesh = parallel.make_mesh()
-  parallel.check_batch_size(config.batch_size, mesh)
+  parallel.check_batch_size(batch_size, mesh)
   state_sharding = parallel.replicated(mesh)
   batch_sharding = parallel.batch_sharding(mesh, config.d_steps)
   state = jax.device_put(state_lib.create_state(config, shape), state_sharding)
   images = np.random.default_rng(0).uniform(
-      -1.0, 1.0, (config.batch_size,) + shape).astype(np.float32)
+      -1.0, 1.0, (batch_size,) + shape).astype(np.float32)
   batch = parallel.put_batch({"image": images}, batch_sharding)
   train_step = jax.jit(steps_lib.train_step,
                        in_shardings=(state_sharding, batch_sharding),
@@ -87,7 +88,7 @@ def measure_step(args, dtype: str) -> dict:
                        donate_argnums=0)
 
   compile_seconds, best, state, metrics = time_step(
-      train_step, state, batch, config.batch_size, args.steps, args.repeats)
+      train_step, state, batch, batch_size, args.steps, args.repeats)
 
   def dtypes_of(tree):
     return sorted({str(x.dtype) for x in jax.tree.leaves(tree)})
@@ -95,11 +96,11 @@ def measure_step(args, dtype: str) -> dict:
   device = jax.devices()[0]
   return {
       "arch": args.arch, "image_size": args.image_size,
-      "batch_size": config.batch_size, "dtype": dtype,
+      "batch_size": batch_size, "dtype": dtype,
       "num_devices": mesh.size, "backend": jax.default_backend(),
       "device": device.device_kind,
       "images_per_sec": round(best, 1),
-      "steps_per_sec": round(best / config.batch_size, 2),
+      "steps_per_sec": round(best / batch_size, 2),
       "compile_seconds": round(compile_seconds, 2),
       "param_dtypes": dtypes_of((state.g.params, state.d.params)),
       "loss_dtypes": dtypes_of((metrics["d_loss"], metrics["g_loss"])),
@@ -118,11 +119,16 @@ def measure_checkpoint(args) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   # pylint: disable=g-import-not-at-top
   from gan_jax import checkpoint, parallel, state as state_lib
-  from gan_jax import steps as steps_lib
-  from gan_jax.config import GANConfig
+  from gan_jax import steps as steps_lib, train
+  from gan_jax.config import RunConfig
+  from gan_jax.families import gan
+  from gan_jax.family import DataSpec
 
   shape = _image_shape(args.image_size)
-  config = GANConfig(arch=args.arch, batch_size=args.batch_size)
+  config = gan.GANConfig(arch=args.arch)
+  record = train.run_record(gan.FAMILY, config,
+                            RunConfig(batch_size=args.batch_size),
+                            DataSpec(shape), "0" * 64)
   replicated = parallel.replicated(parallel.make_mesh())
 
   def fresh():
@@ -131,7 +137,7 @@ def measure_checkpoint(args) -> dict:
   # One step first, so Adam's moments are not zeros (which compress away).
   state = jax.jit(steps_lib.train_step, donate_argnums=0)(fresh(), {
       "image": jax.random.uniform(jax.random.key(0),
-                                  (config.batch_size,) + shape, minval=-1.0,
+                                  (args.batch_size,) + shape, minval=-1.0,
                                   maxval=1.0)})[0]
   leaves = jax.tree.leaves(state)
 
@@ -139,7 +145,7 @@ def measure_checkpoint(args) -> dict:
     mngr = checkpoint.manager(workdir, max_to_keep=None)
     # The first save also creates folders and starts orbax's threads.
     start = time.perf_counter()
-    checkpoint.save(mngr, state, config, shape)
+    checkpoint.save(mngr, state, record)
     checkpoint.wait(mngr)
     first_save = time.perf_counter() - start
     blocking, full, restore = [], [], []
@@ -148,7 +154,7 @@ def measure_checkpoint(args) -> dict:
       state = state.replace(step=state.step + 1)
       jax.block_until_ready(state)
       start = time.perf_counter()
-      checkpoint.save(mngr, state, config, shape)
+      checkpoint.save(mngr, state, record)
       blocking.append(time.perf_counter() - start)
       checkpoint.wait(mngr)
       full.append(time.perf_counter() - start)

@@ -1,8 +1,10 @@
-r"""Speed of `train_step`: images/sec, compile time and peak memory, as JSON.
+r"""Speed of a family's `train_step`: images/sec, compile time, peak memory.
 
-    python benchmarks/train_speed.py                      # the default grid
+    python benchmarks/train_speed.py                      # the GAN grid
     python benchmarks/train_speed.py --archs=dcgan --batch_sizes=64 \
         --image_sizes=28 --variants=fast,reference,no_xla_flag
+    python benchmarks/train_speed.py --family=vae --archs=mlp,conv \
+        --image_sizes=28 --batch_sizes=128   # beside benchmarks/torch_vae.py
 
 Each configuration runs in its own subprocess, so its peak memory (host RSS,
 and the device's peak bytes where the backend reports them) is its own, and so
@@ -13,9 +15,10 @@ that XLA_FLAGS can differ between variants:
   reference    flax's nn.ConvTranspose / nn.Conv in the same networks;
   no_xla_flag  the fast layers without the XLA:CPU flag.
 
-One JSON line per configuration, then a summary line. The step is one
-discriminator and one generator update on a fixed batch (data loading is not
-timed); images/sec is the best of `--repeats` timed windows of `--steps`.
+One JSON line per configuration, then a summary line. The step is the
+family's `train_step` on a fixed batch (for the GAN one discriminator and one
+generator update; data loading is not timed); images/sec is the best of
+`--repeats` timed windows of `--steps`.
 """
 
 import argparse
@@ -52,32 +55,29 @@ def time_step(train_step, state, batch, batch_size: int, steps: int,
   return compile_seconds, best, state, metrics
 
 
-def measure(arch: str, image_size: int, batch_size: int, variant: str,
-            steps: int, repeats: int) -> dict:
+def measure(family_name: str, arch: str, image_size: int, batch_size: int,
+            variant: str, steps: int, repeats: int) -> dict:
   """Runs in the child process: times one configuration."""
   sys.path.insert(0, REPO)
   import gan_jax  # pylint: disable=g-import-not-at-top,unused-import
-  import functools  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   # pylint: disable=g-import-not-at-top
-  from gan_jax import models, state as state_lib, steps as steps_lib
-  from gan_jax.config import GANConfig  # pylint: disable=g-import-not-at-top
+  from gan_jax import families, models
+  from gan_jax.family import DataSpec
 
-  if variant == "reference":
-    make_g, make_d = models.ARCHITECTURES[arch]
-    models.ARCHITECTURES["bench"] = (
-        functools.partial(make_g, fast_layers=False),
-        functools.partial(make_d, fast_layers=False))
-    arch_name = "bench"
-  else:
-    arch_name = arch
+  family = families.get(family_name)
+  config = family.config(arch=arch)
   channels = 1 if image_size == 28 else 3
   shape = (image_size, image_size, channels)
-  config = GANConfig(arch=arch_name, batch_size=batch_size)
-  state = state_lib.create_state(config, shape)
+  if variant == "reference":  # flax's own layers in the same GAN networks.
+    make_g, make_d = models.ARCHITECTURES[arch]
+    config = config.replace(
+        generator=make_g(image_shape=shape, fast_layers=False),
+        discriminator=make_d(image_shape=shape, fast_layers=False))
+  state = family.init(config, DataSpec(shape), jax.random.key(0))
   batch = {"image": jax.random.uniform(jax.random.key(0), (batch_size,) + shape,
                                        minval=-1.0, maxval=1.0)}
-  train_step = jax.jit(steps_lib.train_step, donate_argnums=0)
+  train_step = jax.jit(family.train_step, donate_argnums=0)
 
   compile_seconds, best, state, metrics = time_step(
       train_step, state, batch, batch_size, steps, repeats)
@@ -85,7 +85,8 @@ def measure(arch: str, image_size: int, batch_size: int, variant: str,
   device = jax.devices()[0]
   stats = device.memory_stats() or {}
   return {
-      "arch": arch, "image_size": image_size, "batch_size": batch_size,
+      "family": family_name, "arch": arch, "image_size": image_size,
+      "batch_size": batch_size,
       "variant": variant, "device": device.device_kind,
       "backend": jax.default_backend(),
       "images_per_sec": round(best, 1),
@@ -99,6 +100,7 @@ def measure(arch: str, image_size: int, batch_size: int, variant: str,
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--family", default="gan")
   parser.add_argument("--archs", default="dcgan,mlp")
   parser.add_argument("--image_sizes", default="28,64")
   parser.add_argument("--batch_sizes", default="64,256")
@@ -109,9 +111,9 @@ def main():
   args = parser.parse_args()
 
   if args.child:
-    arch, size, batch, variant = args.child.split(":")
-    print(json.dumps(measure(arch, int(size), int(batch), variant, args.steps,
-                             args.repeats)))
+    family, arch, size, batch, variant = args.child.split(":")
+    print(json.dumps(measure(family, arch, int(size), int(batch), variant,
+                             args.steps, args.repeats)))
     return
 
   results = []
@@ -123,8 +125,8 @@ def main():
           if variant == "no_xla_flag":
             env["GAN_JAX_KEEP_XLA_FLAGS"] = "1"
           child = subprocess.run(
-              [sys.executable, __file__, f"--child={arch}:{size}:{batch}:"
-               f"{variant}", f"--steps={args.steps}",
+              [sys.executable, __file__, f"--child={args.family}:{arch}:"
+               f"{size}:{batch}:{variant}", f"--steps={args.steps}",
                f"--repeats={args.repeats}"],
               env=env, capture_output=True, text=True, check=False)
           if child.returncode:
@@ -134,7 +136,8 @@ def main():
           results.append(result)
           print(json.dumps(result), flush=True)
   print(json.dumps({"summary": {
-      f"{r['arch']}/{r['image_size']}/b{r['batch_size']}/{r['variant']}":
+      f"{r['family']}/{r['arch']}/{r['image_size']}/b{r['batch_size']}/"
+      f"{r['variant']}":
       r["images_per_sec"] for r in results}}))
 
 

@@ -6,7 +6,8 @@ r"""Scores a run's checkpoint, or any .npz of images, against real data.
         --dataset=fashion_mnist --data_dir=/usr/share/datasets/fashion-mnist
 
 Prints one JSON line per metric (FD, classifier score, KID, precision,
-recall, density, coverage, class coverage), each with its protocol: sample
+recall, density, coverage, class coverage; for a VAE also the test ELBO, and
+with --metrics=...,nll its IWAE bound), each with its protocol: sample
 counts, reference split, extractor and weights hash, resize, seed; and writes
 them as a JSON list (default <workdir>/eval/<checkpoint>_step_<step>.json or
 <samples>.eval.json). With --workdir, --dataset and --data_dir default to the
@@ -18,11 +19,11 @@ import sys
 
 from absl import app, flags
 
-from gan_jax import evaluate
+from gan_jax import evaluate, evaluator
 from gan_jax.errors import UserError
 from gan_jax.metrics import evaluation, extractors
 
-_DEFAULTS = evaluate.EvalConfig()
+_DEFAULTS = evaluator.EvalConfig()
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training run to score.")
 flags.DEFINE_string("checkpoint", "latest",
@@ -46,8 +47,13 @@ flags.DEFINE_enum("extractor", _DEFAULTS.extractor,
 flags.DEFINE_string("inception_weights", None,
                     "With --extractor=inception: pytorch-fid's "
                     "pt_inception-2015-12-05-6726825d.pth or its .npz.")
-flags.DEFINE_list("metrics", list(_DEFAULTS.metrics),
-                  f"Any of {', '.join(evaluation.METRICS)}.")
+flags.DEFINE_list(
+    "metrics", None,
+    f"Any of {', '.join(list(evaluation.METRICS) + list(evaluator.DATA_METRICS))}"
+    " (default: every sample metric, and elbo for a VAE; nll is the IWAE "
+    "bound with --nll_samples, minutes per 10k images on a CPU).")
+flags.DEFINE_integer("nll_samples", _DEFAULTS.nll_samples,
+                     "Importance samples per image of the nll metric.")
 flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of latents and KID subsets.")
 flags.DEFINE_string("output", None, "JSON file for the results.")
 
@@ -61,12 +67,13 @@ def main(argv):
     which = int(which)
   elif which not in ("latest", "best"):
     sys.exit(f"error: --checkpoint={which!r} must be latest, best or a step.")
-  config = evaluate.EvalConfig(
+  config = evaluator.EvalConfig(
       dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
       reference_split=FLAGS.reference_split, num_real=FLAGS.num_real,
       num_samples=FLAGS.num_samples, extractor=FLAGS.extractor,
-      inception_weights=FLAGS.inception_weights, metrics=tuple(FLAGS.metrics),
-      seed=FLAGS.seed)
+      inception_weights=FLAGS.inception_weights,
+      metrics=tuple(FLAGS.metrics) if FLAGS.metrics else None,
+      nll_samples=FLAGS.nll_samples, seed=FLAGS.seed)
   try:
     records = evaluate.run(config, workdir=FLAGS.workdir,
                            samples=FLAGS.samples, which=which,

@@ -1,4 +1,5 @@
-r"""Draws samples from a trained run's latest (or a named) checkpoint.
+r"""Draws samples from a trained run's latest (or a named) checkpoint, of any
+family that can generate (GAN, VAE).
 
     python -m experiments.sample --workdir=/tmp/mnist_gan \
         --num_samples=1000 --output=samples.npz --grid=samples.png
@@ -10,7 +11,7 @@ import sys
 
 from absl import app, flags
 
-from gan_jax import sampling
+from gan_jax import runs
 from gan_jax.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -27,7 +28,7 @@ flags.DEFINE_integer("seed", 0, "Seed of the latents.")
 def main(argv):
   del argv
   try:
-    sampling.sample_to_files(FLAGS.workdir, FLAGS.num_samples, FLAGS.output,
+    runs.sample_to_files(FLAGS.workdir, FLAGS.num_samples, FLAGS.output,
                              grid=FLAGS.grid, step=FLAGS.step, seed=FLAGS.seed)
   except UserError as e:
     sys.exit(f"error: {e}")

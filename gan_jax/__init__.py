@@ -1,7 +1,10 @@
-"""gan_jax: generative models in JAX/Flax.
+"""gan_jax: generative models in JAX/Flax, every family on one loop.
 
-The public API is `gan_jax.steps` (d_step, g_step, train_step) over the state
-pytrees of `gan_jax.state`; `gan_jax.train.train_and_evaluate` is the loop.
+The families (gan_jax.families: the GAN, the VAE) are modules of pure
+functions over their own state pytrees; their steps are the public API
+(`gan_jax.steps.d_step`, `g_step`, `train_step` for the GAN, as in 0.1;
+`gan_jax.families.vae.train_step`). `gan_jax.train.train_and_evaluate` is the
+one loop.
 """
 
 import os

@@ -1,11 +1,13 @@
-"""Checkpoints of the whole GANState, with orbax, verified on restore.
+"""Checkpoints of a family's whole state, with orbax, verified on restore.
 
 Each checkpoint is a folder `<workdir>/checkpoints/<step>/` holding two items:
-`state` (every array of the GANState: both players' params, optimizer states
-and BatchNorm statistics, the step and the base PRNG key; the data position is
-the step) and `config` (the GANConfig, the image shape and `state_sha256`, a
-hash of the state's arrays, as JSON, so that a checkpoint alone rebuilds its
-networks and proves its arrays intact). Orbax writes each checkpoint to a
+`state` (every array of the state pytree: params, optimizer states, BatchNorm
+statistics, EMA params, the step and the base PRNG key; the data position is
+the step) and `config` (a `RunRecord` as JSON: the family's name, the run's
+and the model's configs, the data's shape and content hash, and
+`state_sha256`, a hash of the state's arrays, so that a checkpoint alone
+rebuilds its networks and proves its arrays intact). Checkpoints of release
+0.1 (a flat GANConfig) read as GAN records. Orbax writes each checkpoint to a
 temporary folder and renames it when complete, so an interrupted save never
 replaces a good checkpoint. Saves run asynchronously, off the training loop.
 
@@ -15,12 +17,13 @@ kept for inspection but out of orbax's way.
 """
 
 import contextlib
+import dataclasses
 import errno
 import os
 import re
 import tempfile
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import jax
 import numpy as np
@@ -29,11 +32,10 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 from gan_jax import hashing
-from gan_jax.config import GANConfig
 from gan_jax.errors import CheckpointError
-from gan_jax.state import GANState
+from gan_jax.family import DataSpec
 
-ImageShape = Tuple[int, int, int]
+State = Any  # A family's state pytree.
 HASH_KEY = "state_sha256"
 CORRUPT_DIR = "corrupt_checkpoints"
 _FIX = ("Free disk space, fix the folder's permissions, or choose another "
@@ -42,6 +44,40 @@ _FIX = ("Free disk space, fix the folder's permissions, or choose another "
 
 CHECKPOINTS = "checkpoints"  # The latest few, every --checkpoint_every.
 BEST = "best"  # The best by FD, with --eval_every.
+FORMAT = 2  # Of the RunRecord; release 0.1's flat GANConfig is format 1.
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+  """What a checkpoint says about the run that wrote it."""
+  family: str  # The family's name, e.g. "gan".
+  run: Dict[str, Any]  # RunConfig.to_dict()
+  model: Dict[str, Any]  # The family's model config, to_dict()
+  data_spec: DataSpec
+  data_sha256: Optional[str] = None  # Of the training images and labels.
+  extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+  format: int = FORMAT  # 1: release 0.1, whose records hold no data hash
+  # and no class count.
+
+  def to_json(self) -> Dict[str, Any]:
+    return {"format": FORMAT, "family": self.family, "run": self.run,
+            "model": self.model, "data_spec": self.data_spec.to_dict(),
+            "data_sha256": self.data_sha256, **self.extra}
+
+  @classmethod
+  def from_json(cls, saved: Dict[str, Any]) -> "RunRecord":
+    if "family" not in saved:  # Release 0.1: one flat GANConfig dict.
+      return cls("gan", run=saved, model=saved,
+                 data_spec=DataSpec(tuple(saved["image_shape"])),
+                 extra={k: saved[k] for k in ("eval",) if k in saved},
+                 format=1)
+    known = {"format", "family", "run", "model", "data_spec", "data_sha256",
+             HASH_KEY}
+    return cls(saved["family"], saved["run"], saved["model"],
+               DataSpec.from_dict(saved["data_spec"]),
+               saved.get("data_sha256"),
+               {k: v for k, v in saved.items() if k not in known},
+               saved["format"])
 
 
 def checkpoint_dir(workdir: str, kind: str = CHECKPOINTS) -> str:
@@ -58,7 +94,7 @@ def _canonical(leaf):
   return leaf.astype(jax.dtypes.canonicalize_dtype(leaf.dtype), copy=False)
 
 
-def state_sha256(state: GANState) -> str:
+def state_sha256(state: State) -> str:
   """The hash saved with each checkpoint (`hashing.tree_sha256`)."""
   return hashing.tree_sha256(jax.tree.map(_canonical, state))
 
@@ -127,7 +163,7 @@ def manager(workdir: str, max_to_keep: Optional[int] = 3,
                                  item_names=("state", "config"))
 
 
-def _check_free_space(directory, state: GANState) -> None:
+def _check_free_space(directory, state: State) -> None:
   """Raises CheckpointError now if the disk cannot hold one more checkpoint.
 
   On a full disk orbax fails to create the step folder and then waits minutes
@@ -153,11 +189,11 @@ def best_manager(workdir: str, read_only: bool = False
   return manager(workdir, max_to_keep=1, read_only=read_only, kind=BEST)
 
 
-def save(mngr: ocp.CheckpointManager, state: GANState, config: GANConfig,
-         image_shape: ImageShape, extra: Optional[dict] = None) -> None:
+def save(mngr: ocp.CheckpointManager, state: State, record: RunRecord,
+         extra: Optional[dict] = None) -> None:
   """Starts an asynchronous save of `state` at its step (no-op if present).
 
-  `extra` (JSON) is stored beside the config, e.g. evaluation results.
+  `extra` (JSON) is stored beside the record, e.g. evaluation results.
   Raises CheckpointError if this or the previous (asynchronous) save could
   not write its files.
   """
@@ -166,8 +202,7 @@ def save(mngr: ocp.CheckpointManager, state: GANState, config: GANConfig,
     return
   _check_free_space(mngr.directory, state)
   # Hashed now, synchronously: the caller may donate `state` right after.
-  run = {**config.to_dict(), "image_shape": list(image_shape),
-         HASH_KEY: state_sha256(state), **(extra or {})}
+  run = {**record.to_json(), HASH_KEY: state_sha256(state), **(extra or {})}
   with _write_errors_as_checkpoint_errors(mngr.directory):
     mngr.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(run)))
@@ -206,11 +241,11 @@ def _load_run(mngr: ocp.CheckpointManager, step: Optional[int] = None
   return step, restored["config"]
 
 
-def load_config(mngr: ocp.CheckpointManager, step: Optional[int] = None
-                ) -> Tuple[int, GANConfig, ImageShape]:
-  """(step, config, image_shape) of checkpoint `step` (default: latest)."""
+def load_record(mngr: ocp.CheckpointManager, step: Optional[int] = None
+                ) -> Tuple[int, RunRecord]:
+  """(step, RunRecord) of checkpoint `step` (default: latest)."""
   step, run = _load_run(mngr, step)
-  return step, GANConfig.from_dict(run), tuple(run["image_shape"])
+  return step, RunRecord.from_json(run)
 
 
 def best_records(mngr: ocp.CheckpointManager) -> Optional[list]:
@@ -220,12 +255,12 @@ def best_records(mngr: ocp.CheckpointManager) -> Optional[list]:
   return _load_run(mngr)[1].get("eval")
 
 
-def restore(mngr: ocp.CheckpointManager, target: GANState,
-            step: Optional[int] = None) -> GANState:
+def restore(mngr: ocp.CheckpointManager, target: State,
+            step: Optional[int] = None) -> State:
   """Restores checkpoint `step` (default: latest) into the structure `target`.
 
-  `target` is a freshly created state of the same config; it supplies the
-  static parts (networks, optimizers) and the array shapes. Raises
+  `target` is a freshly initialised state of the same configs; it supplies
+  the static parts (networks, optimizers) and the array shapes. Raises
   CheckpointError if the arrays do not match the saved `state_sha256`;
   checkpoints saved before it existed are restored unverified.
   """
@@ -288,14 +323,15 @@ def _set_aside(mngr: ocp.CheckpointManager, steps: List[int]) -> None:
 
 
 def restore_latest_good(
-    mngr: ocp.CheckpointManager, target: GANState,
-    check: Optional[Callable[[GANConfig, ImageShape], None]] = None,
-    set_aside: bool = True) -> Optional[Tuple[int, GANState]]:
+    mngr: ocp.CheckpointManager, target: Callable[[RunRecord], State],
+    check: Optional[Callable[[RunRecord], None]] = None,
+    set_aside: bool = True) -> Optional[Tuple[int, State]]:
   """(step, state) of the newest checkpoint that restores and verifies.
 
-  None if there is no checkpoint. Each candidate's config is passed to
+  None if there is no checkpoint. Each candidate's record is passed to
   `check` (which raises, e.g. ConfigError, to refuse the run) before any of
-  its arrays is read. A checkpoint that cannot be read or fails its hash is
+  its arrays is read, then to `target`, which returns the state to restore
+  into. A checkpoint that cannot be read or fails its hash is
   logged and skipped; once an older one restores, the skipped ones are moved
   aside (`set_aside`) so new saves can go past them. If none restores,
   CheckpointError, and nothing is moved.
@@ -304,14 +340,15 @@ def restore_latest_good(
   bad = []
   for i, step in enumerate(steps):
     try:
-      _, config, image_shape = load_config(mngr, step)
+      _, record = load_record(mngr, step)
     except Exception as e:  # pylint: disable=broad-except
       bad.append((step, _reason(e)))
     else:
       if check is not None:
-        check(config, image_shape)
+        check(record)
+      into = target(record)
       try:
-        state = restore(mngr, target, step)
+        state = restore(mngr, into, step)
       except Exception as e:  # pylint: disable=broad-except
         bad.append((step, _reason(e)))
       else:

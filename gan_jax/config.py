@@ -1,122 +1,249 @@
-"""The run configuration: one frozen dataclass, validated in one place.
+"""Configs: the run's settings (`RunConfig`), and the helpers every family's
+model config uses.
 
-Flags map onto these fields one to one (see `experiments/mnist_gan.py`), and the
-same object is saved as JSON next to every checkpoint so that a workdir
+A config is a frozen dataclass whose fields carry their flag's help text,
+choices and topic in `metadata` (see `setting`). `gan_jax.cli` generates the
+absl flags from those fields, so a flag and its field cannot drift apart, and
+the same object is saved as JSON beside every checkpoint, so a workdir
 describes the run that produced it.
+
+    run = RunConfig(dataset="fashion_mnist", num_steps=2000)
+    model = gan.GANConfig(loss="hinge")          # gan_jax.families.gan
+    train.train_and_evaluate(gan.FAMILY, model, run, workdir="/tmp/run")
+
+Fields whose values are objects rather than numbers or names (your own loss,
+network or regulariser) get no flag; in the JSON record they are described
+as "custom:<what>", and a run that used them is loaded by passing the same
+model config again.
 """
 
 import dataclasses
-from typing import Any, Optional
+import functools
+import math
+import typing
+from typing import Any, Dict, Optional, Sequence
+
+import numpy as np
 
 from gan_jax.errors import ConfigError
 
+# Topics of the flags, in the order `--help` lists them.
+GROUPS = ("data", "model", "optimisation", "schedule", "bookkeeping",
+          "evaluation", "multi-host")
+CUSTOM = "custom:"  # Prefix of the JSON description of a non-JSON value.
 
-@dataclasses.dataclass(frozen=True)
-class GANConfig:
-  """Everything that defines a GAN training run."""
 
-  # Data.
-  dataset: str = "mnist"  # TFDS name; ignored when data_dir is set.
-  data_dir: Optional[str] = None  # A folder of MNIST-format IDX files.
-  split: str = "train"
+def setting(default: Any, help: str, *, group: str,  # pylint: disable=redefined-builtin
+            choices: Optional[Sequence[str]] = None, flag: bool = True):
+  """A config field with its flag's help, topic and (for names) choices.
 
-  # Model.
-  arch: str = "dcgan"  # A key of gan_jax.models.ARCHITECTURES.
-  latent_dim: int = 100
-  dtype: str = "float32"  # Compute dtype; params and losses stay float32.
+  `flag=False` keeps a field (e.g. a flax module you pass in) off the command
+  line.
+  """
+  if group not in GROUPS:
+    raise ValueError(f"group {group!r} is not one of {GROUPS}")
+  return dataclasses.field(default=default, metadata={
+      "help": help, "group": group, "flag": flag,
+      "choices": tuple(choices) if choices is not None else None})
 
-  # Game and optimisation.
-  loss: str = "non_saturating"  # A key of gan_jax.losses.LOSSES.
-  lr: float = 2e-4
-  b1: float = 0.5
-  b2: float = 0.999
-  batch_size: int = 64
-  d_steps: int = 1  # Discriminator updates per generator update.
-  g_ema_decay: float = 0.0  # EMA of G's params for sampling; 0: none.
-  num_steps: int = 10_000
-  seed: int = 0
 
-  # Bookkeeping.
-  log_every: int = 100
-  sample_every: int = 1000
-  checkpoint_every: int = 1000
-  keep_checkpoints: int = 3
-  num_grid_samples: int = 64
-  on_nan: str = "stop"  # Or "restore": last good checkpoint, new PRNG stream.
+def json_value(value: Any) -> Any:
+  """A JSON description of a config value; objects become 'custom:...'."""
+  if value is None or isinstance(value, (bool, int, float, str)):
+    return value
+  if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
+    return [json_value(v) for v in value]
+  return CUSTOM + describe(value)
 
-  # Evaluation during training (see gan_jax.evaluate); 0 turns it off.
-  eval_every: int = 0  # Steps between FD/score evaluations; keeps the best.
-  eval_num_samples: int = 10_000
-  eval_split: str = "test"  # Real split the samples are compared with.
-  eval_extractor: str = "classifier"  # A key of metrics.extractors.EXTRACTORS.
-  inception_weights: Optional[str] = None  # For eval_extractor="inception".
 
-  def replace(self, **changes: Any) -> "GANConfig":
+def describe(value: Any) -> str:
+  """A stable one-line description of a value: functions and classes by
+  their qualified name, modules, dataclasses and named tuples by their type
+  and fields, recursively."""
+  if value is None or isinstance(value, (bool, int, float, str)):
+    return repr(value)
+  if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
+    return "(" + ", ".join(map(describe, value)) + ("," if len(value) == 1
+                                                     else "") + ")"
+  if isinstance(value, np.dtype):
+    return value.name
+  if isinstance(value, functools.partial):
+    keywords = ", ".join(f"{k}={describe(v)}"
+                         for k, v in sorted(value.keywords.items()))
+    return f"partial({describe(value.func)}, {keywords})"
+  if callable(value) and hasattr(value, "__qualname__"):
+    return f"{value.__module__}.{value.__qualname__}"  # Also wrapped ones.
+  if dataclasses.is_dataclass(value):
+    # flax modules' bookkeeping fields: `parent`, and `name` unless set.
+    items = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)
+             if f.name != "parent"
+             and not (f.name == "name" and getattr(value, f.name) is None)]
+  elif hasattr(value, "_asdict"):
+    items = list(value._asdict().items())
+  else:
+    return f"{type(value).__module__}.{type(value).__qualname__}"
+  fields = ", ".join(f"{k}={describe(v)}" for k, v in items)
+  return f"{type(value).__module__}.{type(value).__qualname__}({fields})"
+
+
+def field_types(config_class: type) -> Dict[str, type]:
+  """{field: its flag's type} for the fields that have flags.
+
+  Optional[X] and Union[X, ...] give X, the first of int, float, str, bool.
+  """
+  hints = typing.get_type_hints(config_class)
+  out = {}
+  for f in dataclasses.fields(config_class):
+    if not f.metadata.get("flag", False):
+      continue
+    hint = hints[f.name]
+    candidates = typing.get_args(hint) or (hint,)
+    kind = next((c for c in candidates if c in (bool, int, float, str)), None)
+    if kind is None:
+      raise TypeError(f"{config_class.__name__}.{f.name}: a flag needs a "
+                      f"bool, int, float or str type, not {hint}.")
+    out[f.name] = kind
+  return out
+
+
+class Config:
+  """Mixin of the frozen config dataclasses: replace, JSON in and out."""
+
+  def replace(self, **changes: Any):
     return dataclasses.replace(self, **changes)
 
-  def to_dict(self) -> dict:
-    return dataclasses.asdict(self)
+  def to_dict(self) -> Dict[str, Any]:
+    """Every field as JSON (objects described as 'custom:...')."""
+    return {f.name: json_value(getattr(self, f.name))
+            for f in dataclasses.fields(self)}
 
   @classmethod
-  def from_dict(cls, values: dict) -> "GANConfig":
+  def from_dict(cls, values: Dict[str, Any]):
+    """The config of a JSON record; unknown keys are ignored, missing ones
+    take their defaults, and lists become tuples."""
     known = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in values.items() if k in known})
+    return cls(**{k: tuple(v) if isinstance(v, list) else v
+                  for k, v in values.items() if k in known})
 
-  def validate(self) -> "GANConfig":
+  def custom_fields(self) -> Sequence[str]:
+    """Fields holding objects passed in code rather than names or numbers."""
+    return [name for name, value in self.to_dict().items()
+            if _is_custom(value)]
+
+  def check_choices(self) -> None:
+    """ConfigError naming a field whose name-valued setting is unknown."""
+    for f in dataclasses.fields(self):
+      value, choices = getattr(self, f.name), f.metadata.get("choices")
+      if choices and isinstance(value, str) and value not in choices:
+        raise ConfigError(f"--{f.name}={value!r} is not one of "
+                          f"{', '.join(sorted(choices))}.")
+
+  def positive(self, *names: str) -> None:
+    for name in names:
+      value = getattr(self, name)
+      if not (value > 0 and math.isfinite(value)):  # Refuses NaN and inf.
+        raise ConfigError(f"--{name} must be positive and finite, got "
+                          f"{value!r}.")
+
+  def in_unit_interval(self, *names: str) -> None:
+    for name in names:
+      value = getattr(self, name)
+      if not 0.0 <= value < 1.0:
+        raise ConfigError(f"--{name} must be in [0, 1), got {value!r}.")
+
+
+def _is_custom(value: Any) -> bool:
+  if isinstance(value, list):
+    return any(_is_custom(v) for v in value)
+  return isinstance(value, str) and value.startswith(CUSTOM)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig(Config):
+  """The settings of a training run that do not depend on the model family:
+  data, schedule, bookkeeping and evaluation."""
+
+  dataset: str = setting(
+      "mnist", "TFDS name of the data (mnist, fashion_mnist, cifar10, ...). "
+      "With --data_dir it still names the data: it picks the evaluation "
+      "classifier.", group="data")
+  data_dir: Optional[str] = setting(
+      None, "Folder of MNIST-format IDX files to use instead of downloading "
+      "--dataset with TFDS.", group="data")
+  split: str = setting("train", "Split to train on.", group="data")
+
+  batch_size: int = setting(64, "Global batch size (all devices).",
+                            group="schedule")
+  num_steps: int = setting(10_000, "Training steps of the whole run; raise "
+                           "it to extend a finished run.", group="schedule")
+  seed: int = setting(0, "Seed of initialisation, data order and latents.",
+                      group="schedule")
+
+  log_every: int = setting(100, "Steps between log lines and TensorBoard "
+                           "scalars.", group="bookkeeping")
+  sample_every: int = setting(1000, "Steps between preview grids.",
+                              group="bookkeeping")
+  checkpoint_every: int = setting(1000, "Steps between checkpoints (and "
+                                  "always at the end).", group="bookkeeping")
+  keep_checkpoints: int = setting(3, "Checkpoints kept.", group="bookkeeping")
+  num_grid_samples: int = setting(64, "Images in each preview grid.",
+                                  group="bookkeeping")
+  on_nan: str = setting(
+      "stop", "On a non-finite loss or gradient: stop, or restore the last "
+      "good checkpoint with a new PRNG stream (3 times at most).",
+      choices=("stop", "restore"), group="bookkeeping")
+
+  eval_every: int = setting(
+      0, "Steps between evaluations during training (0: none); keeps the "
+      "checkpoint of lowest FD in best/.", group="evaluation")
+  eval_num_samples: int = setting(10_000, "Generated images per evaluation.",
+                                  group="evaluation")
+  eval_split: str = setting("test", "Real split the samples are compared "
+                            "with.", group="evaluation")
+  eval_extractor: str = setting(
+      "classifier", "Features for FD: the dataset's domain classifier "
+      "(trained on first use) or InceptionV3 (needs --inception_weights).",
+      choices=("classifier", "inception"), group="evaluation")
+  inception_weights: Optional[str] = setting(
+      None, "pytorch-fid's pt_inception-2015-12-05-6726825d.pth or its .npz "
+      "(experiments.convert_inception).", group="evaluation")
+
+  # What may differ when a run resumes: its length and its bookkeeping. The
+  # data may move (its content hash is checked instead of its path).
+  RESUMABLE_CHANGES = frozenset({
+      "num_steps", "log_every", "sample_every", "checkpoint_every",
+      "keep_checkpoints", "num_grid_samples", "on_nan", "eval_every",
+      "eval_num_samples", "eval_split", "eval_extractor", "inception_weights",
+      "data_dir"})
+
+  def validate(self) -> "RunConfig":
     """Raises ConfigError naming the offending field (= flag) and the fix."""
-    # Imported here so that config stays importable without model code.
-    from gan_jax import losses, models  # pylint: disable=g-import-not-at-top
-    from gan_jax.metrics import extractors  # pylint: disable=g-import-not-at-top
-
-    def positive(name):
-      if getattr(self, name) <= 0:
-        raise ConfigError(
-            f"--{name} must be positive, got {getattr(self, name)!r}.")
-
-    for name in ("lr", "batch_size", "latent_dim", "d_steps", "num_steps",
-                 "log_every", "sample_every", "checkpoint_every",
-                 "keep_checkpoints", "num_grid_samples"):
-      positive(name)
-    for name in ("b1", "b2", "g_ema_decay"):
-      if not 0.0 <= getattr(self, name) < 1.0:
-        raise ConfigError(
-            f"--{name} must be in [0, 1), got {getattr(self, name)!r}.")
+    self.positive("batch_size", "num_steps", "log_every", "sample_every",
+                  "checkpoint_every", "keep_checkpoints", "num_grid_samples")
+    self.check_choices()
     if self.eval_every < 0:
       raise ConfigError(f"--eval_every must be >= 0 (0: no evaluation), got "
                         f"{self.eval_every!r}.")
     if self.eval_num_samples < 2:
       raise ConfigError(f"--eval_num_samples must be at least 2, got "
                         f"{self.eval_num_samples!r}.")
-    _one_of("eval_extractor", self.eval_extractor, extractors.EXTRACTORS)
-    _one_of("on_nan", self.on_nan, ("stop", "restore"))
-    _one_of("arch", self.arch, models.ARCHITECTURES)
-    _one_of("loss", self.loss, losses.LOSSES)
-    _one_of("dtype", self.dtype, ("float32", "bfloat16", "float16"))
     if self.data_dir is None and not self.dataset:
       raise ConfigError("Set --dataset (a TFDS name) or --data_dir.")
     return self
 
-  def check_resumable_from(self, saved: "GANConfig", workdir: str) -> None:
-    """Raises ConfigError if a run saved with `saved` can't resume as `self`.
 
-    Only the length of the run and its bookkeeping may change on resume.
-    """
-    may_change = {"num_steps", "log_every", "sample_every", "checkpoint_every",
-                  "keep_checkpoints", "num_grid_samples", "on_nan",
-                  "eval_every", "eval_num_samples", "eval_split",
-                  "eval_extractor", "inception_weights"}
-    differing = [
-        f"--{f.name}={getattr(self, f.name)!r} (saved: "
-        f"{getattr(saved, f.name)!r})" for f in dataclasses.fields(self)
-        if f.name not in may_change
-        and getattr(self, f.name) != getattr(saved, f.name)]
-    if differing:
-      raise ConfigError(
-          f"--workdir={workdir} holds a different run: {'; '.join(differing)}."
-          " Use a new --workdir, or the saved values to resume.")
+def differences(current: Dict[str, Any], saved: Dict[str, Any],
+                ignore: Sequence[str] = ()) -> Sequence[str]:
+  """'--name=value (saved: value)' for each field that differs."""
+  return [f"--{name}={value!r} (saved: {saved.get(name)!r})"
+          for name, value in current.items()
+          if name not in ignore and name in saved and saved[name] != value]
 
 
-def _one_of(name, value, choices):
-  if value not in choices:
-    raise ConfigError(
-        f"--{name}={value!r} is not one of {', '.join(sorted(choices))}.")
+def __getattr__(name: str):
+  # `from gan_jax.config import GANConfig` (release 0.1) keeps working; the
+  # GAN's model config lives with its family, imported only when asked for.
+  if name == "GANConfig":
+    from gan_jax.families.gan import GANConfig  # pylint: disable=g-import-not-at-top
+    return GANConfig
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

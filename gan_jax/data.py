@@ -112,6 +112,10 @@ def load_idx_dir(data_dir: str, split: str = "train") -> Dataset:
 
 # --- TFDS --------------------------------------------------------------------
 
+# TFDS datasets whose images hold 0/1 rather than 0..255: the fixed
+# binarisation of MNIST (Larochelle & Murray 2011), unlabelled.
+BINARY_DATASETS = frozenset({"binarized_mnist"})
+
 
 def load_tfds(name: str, split: str = "train") -> Dataset:
   """Loads a TFDS image dataset whole into memory (downloading if needed)."""
@@ -133,8 +137,12 @@ def load_tfds(name: str, split: str = "train") -> Dataset:
   images, labels = [], []
   for chunk in tfds.as_numpy(examples.batch(4096)):
     images.append(chunk["image"])
-    labels.append(chunk["label"])
-  return Dataset(np.concatenate(images).astype(np.uint8),
+    # Unlabelled datasets (binarized_mnist) get label -1.
+    labels.append(chunk.get("label", np.full(len(chunk["image"]), -1)))
+  images = np.concatenate(images)
+  if name in BINARY_DATASETS:  # Pixels 0/1 -> 0/255, as every image here.
+    images = (images > 0).astype(np.uint8) * 255
+  return Dataset(images.astype(np.uint8),
                  np.concatenate(labels).astype(np.int32))
 
 

@@ -1,12 +1,13 @@
-"""Evaluating runs and sample files: generate, extract features, score.
+"""Evaluating saved runs and sample files: the library side of
+`python -m experiments.evaluate`.
 
     config = EvalConfig(dataset="fashion_mnist", data_dir=...)
     records, step = evaluate_checkpoint(config, workdir)  # latest checkpoint
     records = evaluate_samples(config, "samples.npz")     # any codebase's
     write_records(records, "eval.json")
 
-`experiments/evaluate.py` wraps these; the training loop uses `Evaluator`
-with `TRAINING_METRICS` for --eval_every.
+Scoring itself (`EvalConfig`, `Evaluator`) is gan_jax.evaluator, which the
+training loop uses for --eval_every.
 """
 
 import dataclasses
@@ -17,75 +18,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from absl import logging
 import numpy as np
 
-from gan_jax import sampling
+from gan_jax import runs
 from gan_jax.errors import ConfigError, DataError
-from gan_jax.metrics import evaluation, extractors
+from gan_jax.evaluator import EvalConfig, Evaluator  # pylint: disable=unused-import
 
 Records = List[Dict[str, Any]]
-
-
-@dataclasses.dataclass(frozen=True)
-class EvalConfig:
-  """What to compare against, through which network, with which metrics."""
-  dataset: Optional[str] = None  # Names the real data and its classifier.
-  data_dir: Optional[str] = None  # IDX folder of that dataset (offline).
-  reference_split: str = "test"
-  num_real: Optional[int] = None  # First N images of the split; None: all.
-  num_samples: int = 10_000  # Generated images per evaluation.
-  extractor: str = "classifier"  # A key of extractors.EXTRACTORS.
-  inception_weights: Optional[str] = None
-  metrics: Tuple[str, ...] = tuple(evaluation.METRICS)
-  seed: int = 0  # Of the latents and of KID's subsets.
-  cache_dir: Optional[str] = None  # Reference features; None: the default.
-  classifier_root: Optional[str] = None  # None: the default cache.
-
-  @classmethod
-  def for_run(cls, config, **changes: Any) -> "EvalConfig":
-    """The evaluation settings of a training run's GANConfig (--eval_*)."""
-    return cls(**{**dict(
-        dataset=config.dataset, data_dir=config.data_dir,
-        reference_split=config.eval_split,
-        num_samples=config.eval_num_samples, extractor=config.eval_extractor,
-        inception_weights=config.inception_weights), **changes})
-
-  def validate(self) -> "EvalConfig":
-    if self.num_samples < 2:
-      raise ConfigError(f"--num_samples={self.num_samples} must be at least "
-                        "2 (a covariance needs two samples).")
-    if self.extractor not in extractors.EXTRACTORS:
-      raise ConfigError(f"--extractor={self.extractor!r} is not one of "
-                        f"{', '.join(sorted(extractors.EXTRACTORS))}.")
-    evaluation.check_metrics(self.metrics)
-    if not self.dataset:
-      raise ConfigError("Evaluation needs --dataset (mnist, fashion_mnist, "
-                        "...) to pick the real data and its classifier.")
-    return self
-
-
-class Evaluator:
-  """Scores images against one reference; builds the extractor once."""
-
-  def __init__(self, config: EvalConfig):
-    self.config = config.validate()
-    self.extractor = extractors.create(
-        config.extractor, dataset=config.dataset, data_dir=config.data_dir,
-        classifier_root=config.classifier_root,
-        inception_weights=config.inception_weights)
-    self.reference = evaluation.real_reference(
-        self.extractor, config.dataset, config.reference_split,
-        config.data_dir, config.num_real, config.cache_dir)
-
-  def __call__(self, images, **context: Any) -> Records:
-    """uint8 [N, H, W, C] -> one record per metric (see evaluation.evaluate)."""
-    return evaluation.evaluate(images, self.extractor, self.reference,
-                               metrics=self.config.metrics,
-                               seed=self.config.seed, **context)
-
-  def generated(self, g_state, **context: Any) -> Records:
-    """Draws `num_samples` from the generator of `g_state` and scores them."""
-    images = sampling.sample(g_state, self.config.num_samples,
-                             seed=self.config.seed)
-    return self(images, **context)
 
 
 def evaluate_checkpoint(config: EvalConfig, workdir: str,
@@ -96,13 +33,14 @@ def evaluate_checkpoint(config: EvalConfig, workdir: str,
   The dataset and data_dir default to the run's own. Returns the records and
   the checkpoint's step.
   """
-  g_state, run, step = sampling.load_generator(workdir, which)
-  config = dataclasses.replace(config, dataset=config.dataset or run.dataset,
-                               data_dir=config.data_dir or run.data_dir)
-  records = Evaluator(config).generated(
-      g_state, source=os.path.abspath(workdir), checkpoint=str(which),
-      step=step)
-  return records, step
+  run = runs.load(workdir, which)
+  config = dataclasses.replace(
+      config, dataset=config.dataset or run.run.dataset,
+      data_dir=config.data_dir or run.run.data_dir)
+  records = Evaluator(config, run.family).generated(
+      run.state, family=run.family.name, source=os.path.abspath(workdir),
+      checkpoint=str(which), step=run.step)
+  return records, run.step
 
 
 def load_samples(path: str) -> np.ndarray:

@@ -39,3 +39,22 @@ def cache_dir(name: str) -> str:
   root = os.environ.get("GAN_JAX_CACHE") or os.path.join(
       os.path.expanduser("~"), ".cache", "gan_jax")
   return os.path.join(root, name)
+
+
+def dataset_sha256(images: np.ndarray, labels: np.ndarray) -> str:
+  """sha256 of a labelled image set's content, whatever its order.
+
+  Each example is hashed with its label, and the sorted example hashes are
+  hashed together with the shape and dtype, so the same images from TFDS and
+  from IDX files (stored in other orders) give the same hash.
+  """
+  images = np.ascontiguousarray(images)
+  labels = np.asarray(labels, np.int64)
+  rows = images.reshape(len(images), -1).view(np.uint8)
+  digests = sorted(hashlib.sha256(row.tobytes() + int(label).to_bytes(
+      8, "little", signed=True)).digest() for row, label in zip(rows, labels))
+  digest = hashlib.sha256(
+      f"{images.dtype.str}|{images.shape[1:]}|{len(images)}|".encode())
+  for row_digest in digests:
+    digest.update(row_digest)
+  return digest.hexdigest()

@@ -9,7 +9,7 @@ any size, where log(sigmoid(x)) would round to log(0).
     log(1 - sigmoid(x)) = -softplus(x)
 """
 
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -53,6 +53,8 @@ def hinge_g_loss(fake_logits: Array) -> Array:
 
 
 class GANLoss(NamedTuple):
+  """The two players' losses. Pass your own as `GANConfig(loss=GANLoss(...))`;
+  compute in float32 and return a scalar mean."""
   d_loss: Callable[[Array, Array], Array]  # (real_logits, fake_logits) -> []
   g_loss: Callable[[Array], Array]  # fake_logits -> []
 
@@ -62,3 +64,8 @@ LOSSES = {
     "non_saturating": GANLoss(minimax_d_loss, non_saturating_g_loss),
     "hinge": GANLoss(hinge_d_loss, hinge_g_loss),
 }
+
+
+def resolve(loss: Union[str, GANLoss]) -> GANLoss:
+  """The GANLoss named `loss` in LOSSES, or `loss` itself if it is one."""
+  return LOSSES[loss] if isinstance(loss, str) else loss

@@ -59,3 +59,16 @@ def initialize_multihost(coordinator_address: str | None = None,
   jax.distributed.initialize(coordinator_address=coordinator_address,
                              num_processes=num_processes,
                              process_id=process_id)
+
+
+def local_copy(tree: Any) -> Any:
+  """A replicated pytree as single-device arrays on this process's first
+  device, so that one process can compute with it by itself."""
+  device = jax.local_devices()[0]
+
+  def local(leaf):
+    if isinstance(leaf, jax.Array):
+      return jax.device_put(leaf.addressable_data(0), device)
+    return leaf
+
+  return jax.tree.map(local, tree)

@@ -1,26 +1,19 @@
-"""Drawing samples from a generator, and turning them into image files."""
+"""Drawing images from any family that can generate, and image files.
+
+    images = sampling.sample(family, state, 1000, seed=0)   # uint8 [N, H, W, C]
+    sampling.save_png("grid.png", sampling.image_grid(images[:64]))
+
+To open a saved run first, see gan_jax.runs.
+"""
 
 import os
-from typing import Optional, Tuple, Union
+from typing import Any, Optional
 
 import jax
-from absl import logging
 import numpy as np
 from PIL import Image
 
-from gan_jax import checkpoint
-from gan_jax.config import GANConfig
-from gan_jax.state import PlayerState, create_state
-from gan_jax.steps import sample_latents
-
-
-def generate(g_state: PlayerState, z: jax.Array) -> jax.Array:
-  """Eval-mode G(z) (running BatchNorm statistics): [B, H, W, C] in [-1, 1].
-
-  Uses G's EMA params when the run keeps them (--g_ema_decay).
-  """
-  return g_state.apply_fn(g_state.variables(g_state.ema_params), z,
-                          train=False)
+from gan_jax.family import Family
 
 
 def to_uint8(images) -> np.ndarray:
@@ -31,7 +24,12 @@ def to_uint8(images) -> np.ndarray:
 
 def image_grid(images: np.ndarray, columns: Optional[int] = None,
                padding: int = 2) -> np.ndarray:
-  """uint8 [N, H, W, C] -> one uint8 [rows * (H + p) + p, ..., C] mosaic."""
+  """uint8 [N, H, W, C] (tiled in a square, or `columns` wide) or
+  [R, C, H, W, Ch] (tiled as given) -> one uint8 mosaic [rows * (H + p) + p,
+  columns * (W + p) + p, Ch]."""
+  if images.ndim == 5:
+    rows, columns = images.shape[:2]
+    images = images.reshape((-1,) + images.shape[2:])
   n, h, w, c = images.shape
   columns = columns or int(np.ceil(np.sqrt(n)))
   rows = int(np.ceil(n / columns))
@@ -48,47 +46,24 @@ def save_png(path: str, image: np.ndarray) -> None:
   """Writes uint8 [H, W, 1 or 3] as a PNG, atomically."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   tmp = f"{path}.tmp"
-  Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
-      tmp, format="PNG")
-  os.replace(tmp, path)
+  try:
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+        tmp, format="PNG")
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
 
 
-def load_generator(workdir: str, step: Union[int, str, None] = None
-                   ) -> Tuple[PlayerState, GANConfig, int]:
-  """The generator of checkpoint `step` of a run: a step, "latest" (or None)
-  or "best" (the best by FD, kept when training with --eval_every)."""
-  if step == "best":
-    mngr, step = checkpoint.best_manager(workdir, read_only=True), None
-  else:
-    mngr = checkpoint.manager(workdir, max_to_keep=None, read_only=True)
-    step = None if step == "latest" else step
-  step, config, image_shape = checkpoint.load_config(mngr, step)
-  state = checkpoint.restore(mngr, create_state(config, image_shape), step)
-  return state.g, config, step
-
-
-def sample(g_state: PlayerState, num_samples: int, seed: int = 0,
+def sample(family: Family, state: Any, num_samples: int, seed: int = 0,
            batch_size: int = 256) -> np.ndarray:
-  """num_samples images from G as uint8 [N, H, W, C]."""
-  generate_batch = jax.jit(generate)
-  latent_dim = g_state.game.latent_dim
+  """`num_samples` images of `family.predict["generate"]`: uint8 [N, H, W, C].
+
+  Batch i is drawn with the key fold_in(key(seed), i).
+  """
+  generate = jax.jit(family.get("generate"), static_argnums=2)
   out = []
   for i in range(-(-num_samples // batch_size)):
-    z = sample_latents(jax.random.fold_in(jax.random.key(seed), i),
-                       batch_size, latent_dim)
-    out.append(to_uint8(generate_batch(g_state, z)))
+    key = jax.random.fold_in(jax.random.key(seed), i)
+    out.append(to_uint8(generate(state, key, batch_size)))
   return np.concatenate(out)[:num_samples]
-
-
-def sample_to_files(workdir: str, num_samples: int, output: str,
-                    grid: Optional[str] = None, step: Optional[int] = None,
-                    seed: int = 0) -> np.ndarray:
-  """Writes `num_samples` images of a run to `output` (.npz, key "images")."""
-  g_state, _, step = load_generator(workdir, step)
-  images = sample(g_state, num_samples, seed=seed)
-  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-  np.savez_compressed(output, images=images)
-  if grid:
-    save_png(grid, image_grid(images[:64]))
-  logging.info("Wrote %d samples of step %d to %s.", num_samples, step, output)
-  return images

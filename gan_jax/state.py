@@ -8,7 +8,7 @@ run restored from a checkpoint replays exactly what an uninterrupted run does.
 """
 
 import dataclasses
-from typing import Any, Tuple
+from typing import TYPE_CHECKING, Any, Tuple, Union
 
 import flax.linen as nn
 import jax
@@ -17,8 +17,11 @@ import optax
 from flax import struct
 from flax.training import train_state
 
-from gan_jax import models
-from gan_jax.config import GANConfig
+from gan_jax import family, losses, models, regularizers
+from gan_jax.regularizers import Regularizer
+
+if TYPE_CHECKING:
+  from gan_jax.families.gan import GANConfig  # pylint: disable=g-bad-import-order
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,10 +33,13 @@ class Game:
   """
   generator: nn.Module
   discriminator: nn.Module
-  loss: str = "non_saturating"  # A key of gan_jax.losses.LOSSES.
+  # A key of gan_jax.losses.LOSSES, or your own losses.GANLoss.
+  loss: Union[str, losses.GANLoss] = "non_saturating"
   latent_dim: int = 100
   d_steps: int = 1  # Discriminator updates per generator update.
   ema_decay: float = 0.0  # Of G's EMA params; 0: no EMA.
+  # Penalties on D, each with its interval (gan_jax.regularizers).
+  d_regularizers: Tuple[Regularizer, ...] = ()
 
 
 class PlayerState(train_state.TrainState):
@@ -65,47 +71,56 @@ class GANState:
     return self.g.game
 
 
-def step_key(rng: jax.Array, step: jax.Array) -> jax.Array:
-  """The PRNG key of one training step: fold_in(rng, step)."""
-  return jax.random.fold_in(jax.random.wrap_key_data(rng), step)
+step_key = family.step_key  # fold_in(rng, step); kept here for 0.1's users.
 
 
-def make_game(config: GANConfig, image_shape: Tuple[int, int, int]) -> Game:
+def make_game(config: "GANConfig", image_shape: Tuple[int, int, int]
+              ) -> Game:
+  """The networks (the config's own modules if it passes them), loss and
+  schedule of `config` for images of `image_shape`."""
   generator, discriminator = models.create(
       config.arch, image_shape=tuple(image_shape),
       dtype=jnp.dtype(config.dtype), param_dtype=jnp.float32)
-  return Game(generator, discriminator, loss=config.loss,
+  return Game(config.generator or generator,
+              config.discriminator or discriminator, loss=config.loss,
               latent_dim=config.latent_dim, d_steps=config.d_steps,
-              ema_decay=config.g_ema_decay)
+              ema_decay=config.g_ema_decay,
+              d_regularizers=tuple(config.d_regularizers))
 
 
-def make_optimizer(config: GANConfig) -> optax.GradientTransformation:
-  return optax.adam(config.lr, b1=config.b1, b2=config.b2)
+def make_optimizer(config: "GANConfig", regularizers_of_player=()
+                   ) -> optax.GradientTransformation:
+  """Adam of one player; lr and betas scaled for its lazy regularisers."""
+  return regularizers.adam(config.lr, config.b1, config.b2,
+                           regularizers_of_player)
 
 
-def create_state(config: GANConfig, image_shape: Tuple[int, int, int],
+def create_state(config: "GANConfig", image_shape: Tuple[int, int, int],
                  rng: jax.Array | None = None) -> GANState:
-  """Initialises both players for images of `image_shape` (H, W, C)."""
+  """Initialises both players for images of `image_shape` (H, W, C).
+
+  `rng` defaults to jax.random.key(0), the key 0.1's default seed gave.
+  """
   game = make_game(config, image_shape)
   if rng is None:
-    rng = jax.random.key(config.seed)
+    rng = jax.random.key(0)
   g_key, d_key, run_key = jax.random.split(rng, 3)
   z = jnp.zeros((1, game.latent_dim), jnp.float32)
   images = jnp.zeros((1,) + tuple(image_shape), jnp.float32)
   g_vars = game.generator.init(g_key, z, train=False)
   d_vars = game.discriminator.init(d_key, images, train=False)
 
-  def player(module, variables):
+  def player(module, variables, regularizers_of_player=()):
     return PlayerState.create(
         apply_fn=module.apply, params=variables["params"],
-        tx=make_optimizer(config), batch_stats=variables.get("batch_stats", {}),
-        game=game)
+        tx=make_optimizer(config, regularizers_of_player),
+        batch_stats=variables.get("batch_stats", {}), game=game)
 
   g = player(game.generator, g_vars)
   if game.ema_decay:
     # A copy: donating the state must not hand XLA one buffer twice.
     g = g.replace(ema_params=jax.tree.map(jnp.copy, g.params))
   return GANState(g=g,
-                  d=player(game.discriminator, d_vars),
+                  d=player(game.discriminator, d_vars, game.d_regularizers),
                   step=jnp.zeros((), jnp.int32),
                   rng=jax.random.key_data(run_key))

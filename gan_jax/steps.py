@@ -34,7 +34,8 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from gan_jax import losses
-from gan_jax.state import Game, GANState, PlayerState, step_key
+from gan_jax.family import step_key
+from gan_jax.state import Game, GANState, PlayerState
 
 Array = jax.Array
 Metrics = Dict[str, Array]
@@ -90,29 +91,88 @@ def _discriminate(game: Game, variables, images: Array, key: Array):
   return logits, updates.get("batch_stats", {})
 
 
+def _penalty(regularizer, d_state: PlayerState, params, real_images: Array,
+             fake_images: Array, key: Array) -> Array:
+  """A regulariser's unweighted penalty on D with `params` (train mode; the
+  running statistics of its passes are dropped)."""
+  d_key, penalty_key = jax.random.split(key)
+  variables = {"params": params, "batch_stats": d_state.batch_stats}
+  discriminate = lambda images: _discriminate(d_state.game, variables, images,
+                                              d_key)[0]
+  return regularizer.penalty(discriminate, real_images, fake_images,
+                             penalty_key).astype(jnp.float32)
+
+
+def _lazy_regularization(d_state: PlayerState, step: Array, real_images,
+                         fake_images, key: Array):
+  """The separate updates of D's lazy regularisers due at D step `step`.
+
+  Each runs where `step` divides by its interval c, with its loss times c
+  (StyleGAN2); `step` (D's count of main updates) is left as it is.
+  """
+  metrics = {}
+  for i, regularizer in enumerate(d_state.game.d_regularizers):
+    if regularizer.interval == 1:
+      continue
+    reg_key = jax.random.fold_in(key, i)
+
+    def update(state, regularizer=regularizer, reg_key=reg_key):
+      def loss_fn(params):
+        return _penalty(regularizer, state, params, real_images, fake_images,
+                        reg_key)
+      penalty, grads = jax.value_and_grad(loss_fn)(state.params)
+      grads = jax.tree.map(
+          lambda g: g * (regularizer.weight * regularizer.interval), grads)
+      updates, opt_state = state.tx.update(grads, state.opt_state,
+                                           state.params)
+      return state.replace(params=optax.apply_updates(state.params, updates),
+                           opt_state=opt_state), penalty
+
+    def skip(state):
+      return state, jnp.zeros((), jnp.float32)
+
+    d_state, metrics[regularizer.name] = jax.lax.cond(
+        step % regularizer.interval == 0, update, skip, d_state)
+  return d_state, metrics
+
+
 def _update_discriminator(d_state: PlayerState, real_images: Array,
                           fake_images: Array, key: Array):
-  """One optimizer step of D on real images and (constant) fakes."""
-  gan_loss = losses.LOSSES[d_state.game.loss]
+  """One optimizer step of D on real images and (constant) fakes, then the
+  separate updates of its lazy regularisers that are due."""
+  game = d_state.game
+  gan_loss = losses.resolve(game.loss)
   real_key, fake_key = jax.random.split(key)
   fake_images = jax.lax.stop_gradient(fake_images)
+  eager = [r for r in game.d_regularizers if r.interval == 1]
 
   def loss_fn(params):
     # Separate real and fake batches, so BatchNorm never mixes them (DCGAN);
     # both passes update the running statistics, as in PyTorch.
     real_logits, batch_stats = _discriminate(
-        d_state.game, {"params": params, "batch_stats": d_state.batch_stats},
+        game, {"params": params, "batch_stats": d_state.batch_stats},
         real_images, real_key)
     fake_logits, batch_stats = _discriminate(
-        d_state.game, {"params": params, "batch_stats": batch_stats},
+        game, {"params": params, "batch_stats": batch_stats},
         fake_images, fake_key)
     loss = gan_loss.d_loss(real_logits, fake_logits)
-    return loss, (real_logits, fake_logits, batch_stats)
+    penalties = {}
+    for i, regularizer in enumerate(eager):
+      penalties[regularizer.name] = _penalty(
+          regularizer, d_state, params, real_images, fake_images,
+          jax.random.fold_in(key, 1000 + i))
+      loss = loss + regularizer.weight * penalties[regularizer.name]
+    return loss, (real_logits, fake_logits, batch_stats, penalties)
 
-  (loss, (real_logits, fake_logits, batch_stats)), grads = (
+  (loss, (real_logits, fake_logits, batch_stats, penalties)), grads = (
       jax.value_and_grad(loss_fn, has_aux=True)(d_state.params))
   new_state = d_state.apply_gradients(grads=grads, batch_stats=batch_stats)
-  metrics = {
+  if len(eager) < len(game.d_regularizers):
+    new_state, lazy_penalties = _lazy_regularization(
+        new_state, d_state.step, real_images, fake_images,
+        jax.random.fold_in(key, 2000))
+    penalties.update(lazy_penalties)
+  metrics = {**penalties,
       "d_loss": loss,
       "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
       "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
@@ -132,7 +192,7 @@ def _update_generator(g_state: PlayerState, d_params, fake_images: Array,
   running statistics are left alone.
   """
   game = g_state.game
-  gan_loss = losses.LOSSES[game.loss]
+  gan_loss = losses.resolve(game.loss)
 
   def loss_of_images(images):
     logits, _ = _discriminate(game, {"params": d_params}, images, key)

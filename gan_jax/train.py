@@ -1,44 +1,60 @@
-"""The training loop: data in, checkpoints, samples and summaries out.
+"""The one training loop, for any model family.
 
-    train_and_evaluate(GANConfig(arch="dcgan"), workdir="/tmp/mnist_gan")
+    from gan_jax.families import vae
+    train_and_evaluate(vae.FAMILY, vae.VAEConfig(), RunConfig(), "/tmp/vae")
+
+The loop owns data, logging, preview grids, checkpoints and resume,
+preemption, the NaN guard, evaluation and the best checkpoint; the family
+(gan_jax.family.Family) owns everything about the model: its state, its
+step and what it can predict. This module imports no family.
+
+What the loop asks of a family's state: `state.step` (int32 [], steps so
+far) and `state.rng` (the base key's data, replaced by a new stream after
+--on_nan=restore). Everything else goes through the family's functions.
 
 What lands in `workdir`:
-  checkpoints/<step>/  orbax checkpoints of the whole GANState (last few kept).
+  checkpoints/<step>/  orbax checkpoints of the whole state (last few kept).
   best/<step>/  with eval_every: the checkpoint of lowest FD, with its results.
-  samples/step_<step>.png  a grid from a fixed latent batch, every
-    `sample_every` steps (eval-mode generator).
-  events.out.tfevents.*  TensorBoard scalars (losses, D outputs, accuracies,
-    gradient norms, steps/sec) and the sample grids.
+  samples/step_<step>.png  the family's preview grid (for a GAN, samples from
+    a fixed latent batch), and samples/<name>_step_<step>.png for its other
+    previews (a VAE's reconstructions), every `sample_every` steps.
+  events.out.tfevents.*  TensorBoard scalars (the family's metrics,
+    steps/sec, images/sec, evaluations) and the grids.
 
 Starting again in the same workdir resumes from the latest good checkpoint:
-the step, both players and optimizers, the PRNG key and the data position (a
-pure function of the step) come back, so the result equals an uninterrupted
-run. SIGTERM stops after the current step with a checkpoint (on several hosts
-at a step they agree on); a non-finite loss stops the run or, with
-on_nan="restore", goes back to the last good checkpoint with a new key.
+the state and the data position (a pure function of the step) come back, so
+the result equals an uninterrupted run. SIGTERM stops after the current step
+with a checkpoint (on several hosts at a step they agree on); a non-finite
+metric stops the run or, with on_nan="restore", goes back to the last good
+checkpoint with a new key.
 """
 
 import functools
 import math
 import os
-import signal
 import tempfile
-import threading
 import time
-from typing import Dict, List
+from typing import Any, Callable, Dict, List
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from absl import logging
 from clu import metric_writers
-from jax.experimental import multihost_utils
 
-from gan_jax import checkpoint, data, evaluate, parallel, sampling, steps
-from gan_jax.config import GANConfig
+from gan_jax import checkpoint, data, hashing, parallel, sampling
+from gan_jax.config import RunConfig, differences
 from gan_jax.errors import (ConfigError, DivergenceError, Preempted,
                             WorkdirError)
+from gan_jax.evaluator import EvalConfig, Evaluator
+from gan_jax.family import DataSpec, Family
 from gan_jax.metrics import evaluation
-from gan_jax.state import GANState, create_state
+from gan_jax.preemption import Preemption
+
+State = Any
+# Salt of the new PRNG stream after each --on_nan=restore.
+_RESTART_SALT = 0x5EED
+MAX_NAN_RESTORES = 3
 
 
 def _quiet_orbax_info_logs() -> None:
@@ -75,84 +91,67 @@ def _non_finite(metrics: Dict[str, float]) -> str:
                    if not math.isfinite(v))
 
 
-class _Preemption:
-  """Says when to stop for a preemption (SIGTERM): after the current step.
-
-  One process: a SIGTERM handler sets a flag (only the main thread may
-  install one; elsewhere SIGTERM keeps its default behaviour). Several
-  processes: JAX's preemption sync point, so that all hosts stop and save at
-  the same step even though only some of them got the signal.
-  """
-
-  def __init__(self):
-    self.received = False
-    self._previous = None
-    self._multihost = jax.process_count() > 1
-    # Multi-host: JAX's preemption service has its own SIGTERM handler.
-    if (not self._multihost
-        and threading.current_thread() is threading.main_thread()):
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
-
-  def _handle(self, signum, frame):
-    del signum, frame
-    logging.warning("SIGTERM: stopping after the current step.")
-    self.received = True
-
-  def reached(self, step: int) -> bool:
-    """Call after every step, on every process, with the step count."""
-    if self._multihost:
-      return multihost_utils.reached_preemption_sync_point(step)
-    return self.received
-
-  def restore(self):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
-
-
-# Salt of the new PRNG stream after each --on_nan=restore.
-_RESTART_SALT = 0x5EED
-MAX_NAN_RESTORES = 3
-
-
-def _restart_after_divergence(mngr, config: GANConfig, workdir: str,
-                              image_shape, state_sharding,
-                              attempt: int) -> GANState:
-  """The last good checkpoint (or the initial state) with a new PRNG stream.
-
-  The new key is derived from the old one and `attempt` and saved with the
-  next checkpoint, so a resumed run replays the restarted trajectory.
-  """
-  checkpoint.wait(mngr)  # A save in flight may be the last good one.
-  state = jax.device_put(create_state(config, image_shape), state_sharding)
-  state = _restore_if_present(mngr, state, config, workdir, image_shape)
-  key = jax.random.fold_in(jax.random.wrap_key_data(state.rng),
-                           _RESTART_SALT + attempt)
-  return state.replace(rng=jax.device_put(jax.random.key_data(key),
-                                          state_sharding))
-
-
 def _format_eta(seconds: float) -> str:
   minutes, seconds = divmod(int(seconds), 60)
   hours, minutes = divmod(minutes, 60)
   return f"{hours}:{minutes:02d}:{seconds:02d}"
 
 
-def _restore_if_present(mngr, state: GANState, config: GANConfig,
-                        workdir: str, image_shape) -> GANState:
-  """The latest good checkpoint of `workdir` if any (checked against `config`).
+def _scalar_hparams(*configs) -> Dict[str, Any]:
+  """The configs' settings that TensorBoard's hparams can show."""
+  return {k: v for config in configs for k, v in config.to_dict().items()
+          if isinstance(v, (bool, int, float, str))}
+
+
+def run_record(family: Family, model, run: RunConfig, data_spec: DataSpec,
+               data_sha256: str) -> checkpoint.RunRecord:
+  return checkpoint.RunRecord(family.name, run.to_dict(), model.to_dict(),
+                              data_spec, data_sha256)
+
+
+def _resume_check(current: checkpoint.RunRecord, workdir: str
+                  ) -> Callable[[checkpoint.RunRecord], None]:
+  """A check that the checkpoint's run is the one being resumed (before any
+  of its arrays is read): same family, model, run settings and data."""
+
+  def check(saved: checkpoint.RunRecord) -> None:
+    if saved.family != current.family:
+      raise ConfigError(f"--workdir={workdir} holds a {saved.family} run, and "
+                        f"this trains a {current.family}: use a new "
+                        "--workdir.")
+    differing = (differences(current.run, saved.run,
+                             ignore=RunConfig.RESUMABLE_CHANGES)
+                 + differences(current.model, saved.model))
+    if differing:
+      raise ConfigError(
+          f"--workdir={workdir} holds a different run: {'; '.join(differing)}."
+          " Use a new --workdir, or the saved values to resume.")
+    if (saved.data_spec.image_shape != current.data_spec.image_shape or (
+        saved.format > 1 and saved.data_spec != current.data_spec)):
+      raise ConfigError(
+          f"--workdir={workdir} was trained on data of {saved.data_spec}, "
+          f"this data has {current.data_spec}.")
+    if saved.data_sha256 is None:
+      if saved.run.get("data_dir") != current.run.get("data_dir"):
+        logging.warning("The checkpoint predates data hashes, so the data "
+                        "cannot be checked to be the same as before.")
+    elif saved.data_sha256 != current.data_sha256:
+      raise ConfigError(
+          f"--workdir={workdir} was trained on other data (content sha256 "
+          f"{saved.data_sha256[:12]}..., this is {current.data_sha256[:12]}"
+          "...): point --data_dir or --dataset at the data it was trained "
+          "on, or use a new --workdir.")
+
+  return check
+
+
+def _restore_if_present(mngr, state: State, check) -> State:
+  """The latest good checkpoint of the run if any, else `state`.
 
   An unreadable or corrupt newest checkpoint is skipped with a warning and
   moved aside; if none is good, CheckpointError (never a silent fresh start).
   """
-
-  def check(saved_config, saved_shape):
-    # Before any array is read: another run fails here, not on a shape.
-    config.check_resumable_from(saved_config, workdir)
-    if saved_shape != image_shape:
-      raise ConfigError(f"--workdir={workdir} was trained on images of shape "
-                        f"{saved_shape}, this data has {image_shape}.")
-
-  restored = checkpoint.restore_latest_good(mngr, state, check)
+  restored = checkpoint.restore_latest_good(mngr, lambda record: state, check)
   if restored is None:
     return state
   saved_step, state = restored
@@ -160,34 +159,47 @@ def _restore_if_present(mngr, state: GANState, config: GANConfig,
   return state
 
 
-def _log_summary(writer, step: int, num_steps: int,
-                 summary: Dict[str, float]) -> None:
-  writer.write_scalars(step, summary)
-  logging.info(
-      "step %d/%d  d_loss %.3f  g_loss %.3f  D(x) %.2f  D(G(z)) %.2f  "
-      "acc real/fake %.2f/%.2f  %.1f steps/s  ETA %s", step, num_steps,
-      summary["d_loss"], summary["g_loss"], summary["d_real"],
-      summary["d_fake"], summary["d_acc_real"], summary["d_acc_fake"],
-      summary["steps_per_sec"],
-      _format_eta((num_steps - step) / summary["steps_per_sec"]))
+def _restart_after_divergence(mngr, fresh_state: State, check, sharding,
+                              attempt: int) -> State:
+  """The last good checkpoint (or the initial state) with a new PRNG stream.
+
+  The new key is derived from the old one and `attempt` and saved with the
+  next checkpoint, so a resumed run replays the restarted trajectory.
+  """
+  checkpoint.wait(mngr)  # A save in flight may be the last good one.
+  state = _restore_if_present(mngr, fresh_state, check)
+  key = jax.random.fold_in(jax.random.wrap_key_data(state.rng),
+                           _RESTART_SALT + attempt)
+  return state.replace(rng=jax.device_put(jax.random.key_data(key), sharding))
 
 
-def _write_sample_grid(writer, workdir: str, step: int, images) -> None:
-  grid = sampling.image_grid(sampling.to_uint8(images))
-  sampling.save_png(
-      os.path.join(workdir, "samples", f"step_{step:07d}.png"), grid)
-  writer.write_images(step, {"samples": grid[None]})
+def _host_value(x) -> np.ndarray:
+  """A replicated array's value on this host (also on several processes)."""
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    x = x.addressable_data(0)
+  return np.asarray(x)
 
 
-def _protocol(records) -> tuple:
+def _write_previews(writer, workdir: str, step: int, previews) -> None:
+  """Writes each preview as samples/[<name>_]step_<step>.png and an image
+  summary."""
+  for name, images in previews.items():
+    grid = sampling.image_grid(sampling.to_uint8(_host_value(images)))
+    prefix = "" if name == "samples" else f"{name}_"
+    sampling.save_png(os.path.join(workdir, "samples",
+                                   f"{prefix}step_{step:07d}.png"), grid)
+    writer.write_images(step, {name: grid[None]})
+
+
+def _fd_protocol(records) -> tuple:
   """What must match for two FDs to be comparable."""
-  first = records[0]
-  return tuple(first[k] for k in ("extractor_sha256", "reference_sha256",
-                                  "num_generated", "seed"))
+  fd = next(r for r in records if r["metric"] == "fd")
+  return tuple(fd[k] for k in ("extractor_sha256", "reference_sha256",
+                               "num_generated", "seed"))
 
 
 class _Evaluation:
-  """--eval_every: FD and classifier score of G, and the best checkpoint.
+  """--eval_every: the family's evaluation metrics, and the best checkpoint.
 
   The checkpoint with the lowest FD so far is kept in <workdir>/best/ (with
   its evaluation records), beside the latest ones in checkpoints/. Samples use
@@ -195,73 +207,89 @@ class _Evaluation:
   the logged FD.
   """
 
-  def __init__(self, config: GANConfig, workdir: str):
-    self.evaluator = evaluate.Evaluator(evaluate.EvalConfig.for_run(
-        config, metrics=evaluation.TRAINING_METRICS))
+  def __init__(self, family: Family, run: RunConfig, workdir: str):
+    self.family = family
+    self.evaluator = Evaluator(
+        EvalConfig.for_run(run, metrics=family.eval_metrics), family)
     self.mngr = checkpoint.best_manager(workdir)
     saved = checkpoint.best_records(self.mngr)
     self.best_fd = evaluation.by_metric(saved)["fd"] if saved else math.inf
-    self.best_protocol = _protocol(saved) if saved else None
+    self.best_protocol = _fd_protocol(saved) if saved else None
 
-  def __call__(self, state: GANState, config: GANConfig, image_shape,
+  def __call__(self, state: State, record: checkpoint.RunRecord,
                writer) -> None:
     start = time.perf_counter()
     # A process-local copy: every process scores the same samples by itself.
-    g_state = jax.device_put(jax.device_get(state.g), jax.local_devices()[0])
-    step = int(state.step)
-    records = self.evaluator.generated(g_state, step=step)
+    local = parallel.local_copy(state)
+    step = int(_host_value(state.step))
+    records = self.evaluator.generated(local, step=step)
     scores = evaluation.by_metric(records)
-    if self.best_protocol not in (None, _protocol(records)):
-      logging.warning("The evaluation protocol changed since best/ was kept; "
-                      "its FD is not comparable and will be replaced.")
-      self.best_fd = math.inf
-    improved = scores["fd"] < self.best_fd
-    if improved:
-      self.best_fd, self.best_protocol = scores["fd"], _protocol(records)
-      checkpoint.save(self.mngr, state, config, image_shape,
-                      extra={"eval": records})
+    improved = False
+    if "fd" in scores:
+      if self.best_protocol not in (None, _fd_protocol(records)):
+        logging.warning("The evaluation protocol changed since best/ was "
+                        "kept; its FD is not comparable and will be "
+                        "replaced.")
+        self.best_fd = math.inf
+      improved = scores["fd"] < self.best_fd
+      if improved:
+        self.best_fd, self.best_protocol = scores["fd"], _fd_protocol(records)
+        checkpoint.save(self.mngr, state, record, extra={"eval": records})
     seconds = time.perf_counter() - start
     writer.write_scalars(step, {**{f"eval/{k}": v for k, v in scores.items()},
                                 "eval/seconds": seconds})
-    logging.info("step %d: FD %.3f%s, classifier score %.3f (%d samples, "
-                 "%.1f s)", step, scores["fd"], " (best)" if improved else "",
-                 scores["score"], records[0]["num_generated"], seconds)
+    described = "  ".join(
+        f"{k} {v:.3f}{' (best)' if k == 'fd' and improved else ''}"
+        for k, v in scores.items())
+    logging.info("step %d eval: %s  (%d samples, %.1f s)", step, described,
+                 self.evaluator.config.num_samples, seconds)
 
 
-def train_and_evaluate(config: GANConfig, workdir: str) -> GANState:
-  """Trains (or resumes) the GAN of `config` in `workdir`; returns its state.
+def train_and_evaluate(family: Family, model: Any, run: RunConfig,
+                       workdir: str) -> State:
+  """Trains (or resumes) `family`'s `model` as `run` says, in `workdir`.
 
-  On SIGTERM (preemption) it finishes the current step, saves and waits for a
-  checkpoint, and raises `errors.Preempted`; rerunning resumes from there.
+  Returns the final state. On SIGTERM (preemption) it finishes the current
+  step, saves and waits for a checkpoint, and raises `errors.Preempted`;
+  rerunning resumes from there.
   """
-  preemption = _Preemption()  # From the start: a TERM in set-up counts too.
+  preemption = Preemption()  # From the start: a TERM in set-up counts too.
   try:
-    return _train(config, workdir, preemption)
+    return _train(family, model, run, workdir, preemption)
   finally:
     preemption.restore()
 
 
-def _train(config: GANConfig, workdir: str, preemption: _Preemption
-           ) -> GANState:
-  config.validate()
+def _train(family: Family, model: Any, run: RunConfig, workdir: str,
+           preemption: Preemption) -> State:
+  run.validate()
+  model.validate()
   _quiet_orbax_info_logs()
   _prepare_workdir(workdir)
-  dataset = data.load(config.dataset, config.split, config.data_dir)
-  image_shape = dataset.image_shape
+  dataset = data.load(run.dataset, run.split, run.data_dir)
+  data_spec = DataSpec.of(dataset.images, dataset.labels)
   logging.info("Data: %d images of shape %s from %s.", len(dataset),
-               image_shape, config.data_dir or f"TFDS {config.dataset}")
+               data_spec.image_shape, run.data_dir or f"TFDS {run.dataset}")
+  record = run_record(family, model, run, data_spec,
+                      hashing.dataset_sha256(dataset.images, dataset.labels))
 
   mesh = parallel.make_mesh()
-  parallel.check_batch_size(config.batch_size, mesh)
+  parallel.check_batch_size(run.batch_size, mesh)
   state_sharding = parallel.replicated(mesh)
-  batch_sharding = parallel.batch_sharding(mesh, config.d_steps)
+  batches_per_step = family.batches_per_step(model)
+  batch_sharding = parallel.batch_sharding(mesh, batches_per_step)
   logging.info("Devices: %d (%s), %d process(es).", mesh.size,
                jax.devices()[0].platform, jax.process_count())
 
-  mngr = checkpoint.manager(workdir, config.keep_checkpoints)
-  state = jax.device_put(create_state(config, image_shape), state_sharding)
-  state = _restore_if_present(mngr, state, config, workdir, image_shape)
-  start_step = int(state.step)
+  def fresh_state():
+    return jax.device_put(
+        family.init(model, data_spec, jax.random.key(run.seed)),
+        state_sharding)
+
+  check = _resume_check(record, workdir)
+  mngr = checkpoint.manager(workdir, run.keep_checkpoints)
+  state = _restore_if_present(mngr, fresh_state(), check)
+  start_step = int(_host_value(state.step))
   last_saved = f"step {start_step}" if start_step else "none yet"
 
   is_chief = jax.process_index() == 0
@@ -269,24 +297,26 @@ def _train(config: GANConfig, workdir: str, preemption: _Preemption
   writer = (metric_writers.AsyncWriter(metric_writers.SummaryWriter(workdir))
             if is_chief else metric_writers.MultiWriter([]))
   if start_step == 0:
-    writer.write_hparams(
-        {k: v for k, v in config.to_dict().items() if v is not None})
+    writer.write_hparams(_scalar_hparams(run, model))
 
   # Built before the loop: a missing classifier trains here, once.
-  evaluation_hook = _Evaluation(config, workdir) if config.eval_every else None
+  evaluation_hook = _Evaluation(family, run, workdir) if run.eval_every \
+      else None
 
-  train_step = jax.jit(steps.train_step,
+  train_step = jax.jit(family.train_step,
                        in_shardings=(state_sharding, batch_sharding),
                        out_shardings=(state_sharding, state_sharding),
                        donate_argnums=0)
-  generate = jax.jit(sampling.generate)
-  fixed_z = steps.sample_latents(jax.random.key(config.seed + 1),
-                                 config.num_grid_samples, config.latent_dim)
+  preview = jax.jit(family.get("preview"))
+  preview_key = jax.random.key(run.seed + 1)
+  preview_images = jax.device_put(
+      data.to_model_range(dataset.images[:run.num_grid_samples]),
+      state_sharding)
 
   def batches_from(step):
     return data.prefetch(
-        data.batches(dataset, config.batch_size, seed=config.seed,
-                     start_step=step, batches_per_step=config.d_steps,
+        data.batches(dataset, run.batch_size, seed=run.seed, start_step=step,
+                     batches_per_step=batches_per_step,
                      process_index=jax.process_index(),
                      process_count=jax.process_count()),
         put=functools.partial(parallel.put_batch, sharding=batch_sharding))
@@ -297,50 +327,54 @@ def _train(config: GANConfig, workdir: str, preemption: _Preemption
   nan_restores = 0
   done = start_step
   try:
-    while done < config.num_steps:
+    while done < run.num_steps:
       state, metrics = train_step(state, next(batches))
       history.append(metrics)
       done += 1
       stopping = preemption.reached(done)
-      is_last = done == config.num_steps
-      save_now = done % config.checkpoint_every == 0 or is_last or stopping
-      if done % config.log_every == 0 or save_now or is_last:
+      is_last = done == run.num_steps
+      save_now = done % run.checkpoint_every == 0 or is_last or stopping
+      if done % run.log_every == 0 or save_now:
         # Checked before any save, so a diverged state is never checkpointed.
         summary = _mean_metrics(history)
         history = []
         bad = _non_finite(summary)
-        if bad and (config.on_nan == "stop"
-                    or nan_restores == MAX_NAN_RESTORES):
+        if bad and (run.on_nan == "stop" or nan_restores == MAX_NAN_RESTORES):
           raise DivergenceError(
               f"Training diverged by step {done}: non-finite {bad}. The last "
               f"good checkpoint ({last_saved}) is kept; try a lower --lr, "
-              "another --loss, or --on_nan=restore.")
+              "another loss, or --on_nan=restore.")
         if bad:
           nan_restores += 1
           batches.close()
-          state = _restart_after_divergence(mngr, config, workdir,
-                                            image_shape, state_sharding,
-                                            nan_restores)
+          state = _restart_after_divergence(mngr, fresh_state(), check,
+                                            state_sharding, nan_restores)
           logging.warning(
               "Non-finite %s by step %d: restarting from step %d with a new "
               "PRNG stream (--on_nan=restore, %d of %d).", bad, done,
-              int(state.step), nan_restores, MAX_NAN_RESTORES)
-          done = int(state.step)
+              int(_host_value(state.step)), nan_restores, MAX_NAN_RESTORES)
+          done = int(_host_value(state.step))
           batches = batches_from(done)
           timer_step, timer_start = done, time.perf_counter()
           continue
+        described = family.describe_metrics(summary)
         now = time.perf_counter()
         summary["steps_per_sec"] = (done - timer_step) / (now - timer_start)
-        summary["images_per_sec"] = (summary["steps_per_sec"]
-                                     * config.batch_size)
+        summary["images_per_sec"] = summary["steps_per_sec"] * run.batch_size
         timer_step, timer_start = done, now
-        _log_summary(writer, done, config.num_steps, summary)
-      if (done % config.sample_every == 0 or is_last) and is_chief:
-        _write_sample_grid(writer, workdir, done, generate(state.g, fixed_z))
-      if evaluation_hook and (done % config.eval_every == 0 or is_last):
-        evaluation_hook(state, config, image_shape, writer)
+        writer.write_scalars(done, summary)
+        logging.info("step %d/%d  %s  %.1f steps/s  ETA %s", done,
+                     run.num_steps, described, summary["steps_per_sec"],
+                     _format_eta((run.num_steps - done)
+                                 / summary["steps_per_sec"]))
+      if done % run.sample_every == 0 or is_last:
+        previews = preview(state, preview_key, preview_images)
+        if is_chief:
+          _write_previews(writer, workdir, done, previews)
+      if evaluation_hook and (done % run.eval_every == 0 or is_last):
+        evaluation_hook(state, record, writer)
       if save_now:
-        checkpoint.save(mngr, state, config, image_shape)
+        checkpoint.save(mngr, state, record)
         last_saved = f"step {done}"
       if stopping:  # The `finally` below waits for the save to complete.
         raise Preempted(

@@ -1,15 +1,20 @@
 """Shared fixtures: small synthetic datasets written by the tests themselves."""
 
+import dataclasses
 import gzip
 import os
 import struct
+from typing import Any
 
 import jax
 import numpy as np
 import pytest
 
 import gan_jax  # noqa: F401  (sets XLA flags before jax starts)
-from gan_jax.config import GANConfig
+from gan_jax import train
+from gan_jax.config import RunConfig
+from gan_jax.family import Family
+from gan_jax.families import gan
 
 
 def write_idx(path, array):
@@ -44,12 +49,37 @@ def idx_dir(tmp_path):
   return str(folder)
 
 
-def tiny_run_config(idx_dir, **changes):
-  """A few steps of the tiny DCGAN on `idx_dir`: checkpoints at 3 and 6."""
-  defaults = dict(arch="dcgan_tiny", data_dir=idx_dir, batch_size=16,
-                  num_steps=6, log_every=2, sample_every=3,
-                  checkpoint_every=3, num_grid_samples=4)
-  return GANConfig(**{**defaults, **changes})
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """A family, its model config and a run config: one training command."""
+  family: Family
+  model: Any
+  run: RunConfig
+
+  def replace(self, **changes):
+    """Changes fields of the model or the run config, by name."""
+    model_fields = {f.name for f in dataclasses.fields(self.model)}
+    return dataclasses.replace(
+        self,
+        model=self.model.replace(**{k: v for k, v in changes.items()
+                                    if k in model_fields}),
+        run=self.run.replace(**{k: v for k, v in changes.items()
+                                if k not in model_fields}))
+
+  def train(self, workdir):
+    return train.train_and_evaluate(self.family, self.model, self.run,
+                                    str(workdir))
+
+
+def tiny_run_config(idx_dir, family=gan.FAMILY, **changes):
+  """A few steps of a tiny model (default: the DCGAN) on `idx_dir`:
+  checkpoints at 3 and 6."""
+  tiny = family.presets["tiny"]
+  experiment = Experiment(
+      family, family.config(**tiny.model),
+      RunConfig(data_dir=idx_dir, batch_size=16, num_steps=6, log_every=2,
+                sample_every=3, checkpoint_every=3, num_grid_samples=4))
+  return experiment.replace(**changes)
 
 
 def assert_same_state(a, b):

@@ -14,9 +14,14 @@ from etils import epath
 
 from conftest import assert_same_state, tiny_run_config
 from gan_jax import checkpoint, steps, train
-from gan_jax.config import GANConfig
+from gan_jax.config import RunConfig
 from gan_jax.errors import CheckpointError, ConfigError
+from gan_jax.families import gan
+from gan_jax.family import DataSpec
 from gan_jax.state import create_state
+
+RECORD = train.run_record(gan.FAMILY, gan.GANConfig(arch="mlp_tiny"),
+                          RunConfig(), DataSpec((28, 28, 1), 10), "0" * 64)
 
 
 def _trained_state(config):
@@ -71,15 +76,15 @@ def _warnings(caplog):
 
 
 def test_hash_is_saved_and_verified(tmp_path):
-  config = GANConfig(arch="mlp_tiny")
+  config = gan.GANConfig(arch="mlp_tiny")
   state = _trained_state(config)
   workdir = str(tmp_path)
   mngr = checkpoint.manager(workdir)
-  checkpoint.save(mngr, state, config, (28, 28, 1))
+  checkpoint.save(mngr, state, RECORD)
   checkpoint.close(mngr)
   with open(os.path.join(_step_dir(workdir, 1), "config", "metadata")) as f:
     assert json.load(f)["state_sha256"] == checkpoint.state_sha256(state)
-  target = create_state(config.replace(seed=1), (28, 28, 1))
+  target = create_state(config, (28, 28, 1), rng=jax.random.key(1))
   restored = checkpoint.restore(checkpoint.manager(workdir), target)
   assert_same_state(restored, state)
   # A state whose bytes differ from the hash saved with it is refused.
@@ -89,11 +94,11 @@ def test_hash_is_saved_and_verified(tmp_path):
 
 
 def test_checkpoint_without_hash_still_restores(tmp_path, caplog):
-  config = GANConfig(arch="mlp_tiny")
+  config = gan.GANConfig(arch="mlp_tiny")
   state = _trained_state(config)
   workdir = str(tmp_path)
   mngr = checkpoint.manager(workdir)
-  checkpoint.save(mngr, state, config, (28, 28, 1))
+  checkpoint.save(mngr, state, RECORD)
   checkpoint.close(mngr)
   _edit_config_item(workdir, 1, lambda run: run.pop("state_sha256"))
   target = create_state(config, (28, 28, 1))
@@ -107,10 +112,10 @@ def test_checkpoint_without_hash_still_restores(tmp_path, caplog):
 def test_corrupt_latest_checkpoint_falls_back_and_trains_past_it(
     idx_dir, tmp_path, caplog, corrupt):
   workdir = str(tmp_path / "run")
-  straight = train.train_and_evaluate(tiny_run_config(idx_dir), workdir)
+  straight = tiny_run_config(idx_dir).train(workdir)
   corrupt(_step_dir(workdir, 6))
   with caplog.at_level(logging.WARNING):
-    resumed = train.train_and_evaluate(tiny_run_config(idx_dir), workdir)
+    resumed = tiny_run_config(idx_dir).train(workdir)
   assert any("step 6" in message and "trying step 3" in message
              for message in _warnings(caplog)), _warnings(caplog)
   # Resumed from step 3 and trained to 6 again: as if never interrupted.
@@ -126,13 +131,13 @@ def test_corrupt_latest_checkpoint_falls_back_and_trains_past_it(
 
 def test_all_checkpoints_corrupt_is_an_error(idx_dir, tmp_path):
   workdir = str(tmp_path / "run")
-  train.train_and_evaluate(tiny_run_config(idx_dir), workdir)
+  tiny_run_config(idx_dir).train(workdir)
   _delete_state_item(_step_dir(workdir, 6))
   _garble(_step_dir(workdir, 3))
   with pytest.raises(CheckpointError,
                      match=r"No checkpoint in .* can be restored .*step 6.*"
                      r"step 3.*left in place") as raised:
-    train.train_and_evaluate(tiny_run_config(idx_dir), workdir)
+    tiny_run_config(idx_dir).train(workdir)
   assert "\n" not in str(raised.value)
   # Nothing was moved, deleted or overwritten.
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["3", "6"]
@@ -142,14 +147,14 @@ def test_all_checkpoints_corrupt_is_an_error(idx_dir, tmp_path):
 def test_another_run_is_refused_before_any_array_is_read(
     idx_dir, tmp_path, monkeypatch):
   workdir = str(tmp_path / "run")
-  train.train_and_evaluate(tiny_run_config(idx_dir, num_steps=3), workdir)
+  tiny_run_config(idx_dir, num_steps=3).train(workdir)
 
   def no_restore(*args, **kwargs):
     raise AssertionError("arrays read before the config was checked")
 
   monkeypatch.setattr(checkpoint, "restore", no_restore)
   with pytest.raises(ConfigError, match="--arch='mlp_tiny'"):
-    train.train_and_evaluate(tiny_run_config(idx_dir, arch="mlp_tiny"), workdir)
+    tiny_run_config(idx_dir, arch="mlp_tiny").train(workdir)
 
 
 # Orbax's failed write coroutines may be collected later, as "never awaited".
@@ -157,7 +162,7 @@ def test_another_run_is_refused_before_any_array_is_read(
 def test_disk_full_during_save_is_a_checkpoint_error(
     idx_dir, tmp_path, monkeypatch):
   workdir = str(tmp_path / "run")
-  first = train.train_and_evaluate(tiny_run_config(idx_dir, num_steps=3), workdir)
+  first = tiny_run_config(idx_dir, num_steps=3).train(workdir)
   checkpoints = os.path.join(workdir, "checkpoints")
   # The files orbax writes from Python (JSON items, metadata) hit a full disk.
   path_class = type(epath.Path(checkpoints))
@@ -170,7 +175,7 @@ def test_disk_full_during_save_is_a_checkpoint_error(
 
   monkeypatch.setattr(path_class, "write_text", full_disk)
   with pytest.raises(CheckpointError) as raised:
-    train.train_and_evaluate(tiny_run_config(idx_dir), workdir)
+    tiny_run_config(idx_dir).train(workdir)
   message = str(raised.value)
   assert "\n" not in message
   assert checkpoints in message and "No space left on device" in message
@@ -180,7 +185,7 @@ def test_disk_full_during_save_is_a_checkpoint_error(
   mngr = checkpoint.manager(workdir)
   assert mngr.all_steps() == [3]
   assert_same_state(checkpoint.restore(mngr, first), first)
-  assert int(train.train_and_evaluate(tiny_run_config(idx_dir), workdir).step) == 6
+  assert int(tiny_run_config(idx_dir).train(workdir).step) == 6
   gc.collect()  # Here, under the filter above, not in a later test.
 
 
@@ -196,7 +201,7 @@ def test_tensorstore_write_errors_are_recognised():
 
 
 def test_low_disk_space_fails_before_the_save(tmp_path, monkeypatch):
-  config = GANConfig(arch="mlp_tiny")
+  config = gan.GANConfig(arch="mlp_tiny")
   mngr = checkpoint.manager(str(tmp_path))
   real_statvfs = os.statvfs
 
@@ -207,7 +212,7 @@ def test_low_disk_space_fails_before_the_save(tmp_path, monkeypatch):
 
   monkeypatch.setattr(os, "statvfs", lambda path: Full(real_statvfs(path)))
   with pytest.raises(CheckpointError, match="No space left on device"):
-    checkpoint.save(mngr, _trained_state(config), config, (28, 28, 1))
+    checkpoint.save(mngr, _trained_state(config), RECORD)
   checkpoint.close(mngr)
   assert mngr.all_steps() == []
 

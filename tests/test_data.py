@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from conftest import write_idx
+from conftest import make_digits, write_idx
 from gan_jax import data
 from gan_jax.errors import DataError
 
@@ -132,6 +132,14 @@ def test_tfds_path_with_mock_data(name, shape):
   assert dataset.images.dtype == np.uint8 and dataset.labels.dtype == np.int32
 
 
+def test_binarized_mnist_is_0_255_and_unlabelled():
+  with tfds.testing.mock_data(num_examples=12):
+    dataset = data.load("binarized_mnist", "train")
+  assert dataset.images.shape == (12, 28, 28, 1)
+  assert set(np.unique(dataset.images)) <= {0, 255}
+  assert (dataset.labels == -1).all()
+
+
 def test_tfds_offline_error_names_data_dir_and_debian_package(monkeypatch):
   def offline(self, *args, **kwargs):
     raise ConnectionError("Failed to resolve 'storage.googleapis.com'")
@@ -143,3 +151,18 @@ def test_tfds_offline_error_names_data_dir_and_debian_package(monkeypatch):
   message = str(error.value)
   assert "--data_dir" in message and "dataset-fashion-mnist" in message
   assert "ConnectionError" in message
+
+
+def test_dataset_hash_is_of_content_not_order():
+  from gan_jax import hashing  # pylint: disable=g-import-not-at-top
+  images, labels = make_digits(50)
+  base = hashing.dataset_sha256(images, labels)
+  order = np.random.default_rng(0).permutation(50)
+  assert hashing.dataset_sha256(images[order], labels[order]) == base
+  relabelled = labels.copy()
+  relabelled[0] = (relabelled[0] + 1) % 10
+  assert hashing.dataset_sha256(images, relabelled) != base
+  touched = images.copy()
+  touched[3, 0, 0] ^= 1
+  assert hashing.dataset_sha256(touched, labels) != base
+  assert hashing.dataset_sha256(images[:49], labels[:49]) != base

@@ -167,31 +167,33 @@ def test_command_line_errors(flags, message):
   assert "Traceback" not in result.stderr
 
 
-def test_training_with_eval_every_keeps_the_best_checkpoint(idx_dir, tmp_path,
-                                                            monkeypatch):
-  from gan_jax import checkpoint, train  # pylint: disable=g-import-not-at-top
-  from gan_jax.config import GANConfig  # pylint: disable=g-import-not-at-top
+@pytest.mark.parametrize("family_name", ["gan", "vae"])
+def test_training_with_eval_every_keeps_the_best_checkpoint(
+    idx_dir, tmp_path, monkeypatch, family_name):
+  """One protocol for every family that can generate."""
+  from gan_jax import checkpoint, families  # pylint: disable=g-import-not-at-top
+  from conftest import tiny_run_config  # pylint: disable=g-import-not-at-top
   monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path / "cache"))
   # A classifier that knows the fixture's bars; training it with the
   # defaults on 96 images would be too weak to pass the reference check.
   classifier.train_classifier("bars", idx_dir, num_epochs=8, batch_size=32)
   workdir = str(tmp_path / "run")
-  config = GANConfig(arch="dcgan_tiny", dataset="bars", data_dir=idx_dir,
-                     batch_size=16, num_steps=6, log_every=3, sample_every=6,
-                     checkpoint_every=6, num_grid_samples=4, eval_every=2,
-                     eval_num_samples=32)
-  train.train_and_evaluate(config, workdir)
+  family = families.get(family_name)
+  tiny_run_config(idx_dir, family=family, dataset="bars", num_steps=6,
+                  log_every=3, sample_every=6, checkpoint_every=6,
+                  eval_every=2, eval_num_samples=32).train(workdir)
   mngr = checkpoint.best_manager(workdir, read_only=True)
   best_step = mngr.latest_step()
   saved = checkpoint.best_records(mngr)
   mngr.close()
   assert best_step in (2, 4, 6) and saved[0]["step"] == best_step
-  assert [r["metric"] for r in saved] == ["fd", "score"]
+  assert [r["metric"] for r in saved] == list(family.eval_metrics)
   # Re-scoring the kept checkpoint gives the same FD: same seed, same samples.
   records, step = evaluate.evaluate_checkpoint(
       evaluate.EvalConfig(num_samples=32, metrics=("fd",)), workdir, "best")
   assert step == best_step
   assert records[0]["value"] == saved[0]["value"]
+  assert records[0]["family"] == family_name
 
 
 def test_best_checkpoint_missing_is_a_clear_error(idx_dir, tmp_path):

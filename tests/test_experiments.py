@@ -10,8 +10,7 @@ import time
 import jax
 import numpy as np
 
-from gan_jax import checkpoint
-from gan_jax.state import create_state
+from gan_jax import runs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -47,7 +46,7 @@ def test_bad_flags_get_one_line_errors(tmp_path):
                 f"--workdir={tmp_path}")
   assert result.returncode != 0
   assert result.stderr.strip().splitlines()[-1] == (
-      "error: --lr must be positive, got -1.0.")
+      "error: --lr must be positive and finite, got -1.0.")
   result = _run("experiments.mnist_gan", "--arch=resnet")
   assert result.returncode != 0
   assert "flag --arch=resnet" in result.stderr
@@ -94,11 +93,8 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues(idx_dir, tmp_path):
 
 
 def _final_state(workdir):
-  mngr = checkpoint.manager(workdir, read_only=True)
-  step, config, image_shape = checkpoint.load_config(mngr)
-  state = checkpoint.restore(mngr, create_state(config, image_shape), step)
-  mngr.close()
-  return step, state
+  run = runs.load(workdir)
+  return run.step, run.state
 
 
 def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(idx_dir,

@@ -15,8 +15,8 @@ import jax
 import numpy as np
 import pytest
 
-from gan_jax import sampling, train
-from gan_jax.config import GANConfig
+from conftest import tiny_run_config
+from gan_jax import runs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -74,21 +74,20 @@ LOOP_SCRIPT = textwrap.dedent("""
     import sys
     import gan_jax
     import jax, numpy as np
-    from gan_jax import train
-    from gan_jax.config import GANConfig
+    sys.path.insert(0, "tests")
+    from conftest import tiny_run_config
     from gan_jax.errors import ConfigError
 
     idx_dir, workdir, arch, out = sys.argv[1:]
     assert jax.device_count() == 8
-    config = GANConfig(arch=arch, data_dir=idx_dir, batch_size=16,
-                       num_steps=4, log_every=2, sample_every=4,
-                       checkpoint_every=4, num_grid_samples=4)
+    config = tiny_run_config(idx_dir, arch=arch, num_steps=4, sample_every=4,
+                             checkpoint_every=4)
     try:
-      train.train_and_evaluate(config.replace(batch_size=12), workdir + "_x")
+      config.replace(batch_size=12).train(workdir + "_x")
       raise SystemExit("batch 12 on 8 devices was accepted")
     except ConfigError as e:
       assert "--batch_size=12 must divide by the 8 devices" in str(e), e
-    state = train.train_and_evaluate(config, workdir)
+    state = config.train(workdir)
     leaves = jax.tree.leaves(state)
     assert all(len(leaf.sharding.device_set) == 8 for leaf in leaves)
     np.savez(out, *[np.asarray(leaf) for leaf in leaves])
@@ -109,10 +108,8 @@ def test_training_on_8_devices_matches_1_device(idx_dir, tmp_path, arch):
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.strip().endswith("OK")
 
-  single = train.train_and_evaluate(
-      GANConfig(arch=arch, data_dir=idx_dir, batch_size=16, num_steps=4,
-                log_every=2, sample_every=4, checkpoint_every=4,
-                num_grid_samples=4), str(tmp_path / "one"))
+  single = tiny_run_config(idx_dir, arch=arch, num_steps=4, sample_every=4,
+                           checkpoint_every=4).train(tmp_path / "one")
   eight = np.load(out)
   leaves = jax.tree.leaves(single)
   assert len(leaves) == len(eight.files)
@@ -130,7 +127,7 @@ def test_two_processes_match_one_process(idx_dir, tmp_path):
   """2 processes x 4 fake CPU devices, jax.distributed on localhost."""
   workdir = str(tmp_path / "two")
   flags = [f"--workdir={workdir}", f"--data_dir={idx_dir}",
-           "--arch=dcgan_tiny", "--batch_size=16", "--num_steps=4",
+           "--preset=tiny", "--batch_size=16", "--num_steps=4",
            "--log_every=2", "--sample_every=4", "--checkpoint_every=4",
            "--num_grid_samples=4", "--multihost",
            f"--coordinator_address=localhost:{_free_port()}",
@@ -147,13 +144,11 @@ def test_two_processes_match_one_process(idx_dir, tmp_path):
   # Only process 0 writes sample grids.
   assert os.listdir(os.path.join(workdir, "samples")) == ["step_0000004.png"]
 
-  g_state, _, step = sampling.load_generator(workdir)
-  single = train.train_and_evaluate(
-      GANConfig(arch="dcgan_tiny", data_dir=idx_dir, batch_size=16,
-                num_steps=4, log_every=2, sample_every=4, checkpoint_every=4,
-                num_grid_samples=4), str(tmp_path / "one"))
-  assert step == 4
-  for a, b in zip(jax.tree.leaves(g_state), jax.tree.leaves(single.g)):
+  run = runs.load(workdir)
+  single = tiny_run_config(idx_dir, num_steps=4, sample_every=4,
+                           checkpoint_every=4).train(tmp_path / "one")
+  assert run.step == 4
+  for a, b in zip(jax.tree.leaves(run.state), jax.tree.leaves(single)):
     np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
 
 
@@ -166,7 +161,7 @@ def test_sigterm_on_one_host_stops_all_at_the_same_step(idx_dir, tmp_path):
   """
   workdir = str(tmp_path / "run")
   flags = [f"--workdir={workdir}", f"--data_dir={idx_dir}",
-           "--arch=dcgan_tiny", "--batch_size=16", "--log_every=1000",
+           "--preset=tiny", "--batch_size=16", "--log_every=1000",
            "--sample_every=100000", "--checkpoint_every=100000", "--multihost",
            "--num_processes=2"]
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",

@@ -186,11 +186,11 @@ def test_generator_ema_follows_the_params():
 
 
 def test_sampling_uses_the_ema_params():
-  from gan_jax import sampling  # pylint: disable=g-import-not-at-top
+  from gan_jax.families import gan  # pylint: disable=g-import-not-at-top
   state, _ = jax.jit(steps.train_step)(_state(g_ema_decay=0.5), _batch())
   z = jax.random.normal(jax.random.key(1), (4, 100))
   g = state.g
   ema_out = g.apply_fn(g.variables(g.ema_params), z, train=False)
   live_out = g.apply_fn(g.variables(), z, train=False)
-  np.testing.assert_array_equal(sampling.generate(g, z), ema_out)
+  np.testing.assert_array_equal(gan.generate_images(g, z), ema_out)
   assert not np.allclose(ema_out, live_out)

@@ -1,3 +1,4 @@
+import dataclasses
 import os
 
 import jax
@@ -5,23 +6,27 @@ import numpy as np
 import pytest
 
 from conftest import assert_same_state, tiny_run_config
-from gan_jax import checkpoint, sampling, steps, train
-from gan_jax.config import GANConfig
+from gan_jax import checkpoint, runs, sampling, steps, train
+from gan_jax.config import RunConfig
 from gan_jax.errors import ConfigError, DataError, DivergenceError, WorkdirError
+from gan_jax.families import gan
+from gan_jax.family import DataSpec
 from gan_jax.state import create_state
 
 
 def test_checkpoint_round_trip(tmp_path):
-  config = GANConfig(arch="mlp_tiny")
+  config = gan.GANConfig(arch="mlp_tiny")
   state = create_state(config, (28, 28, 1))
   state, _ = jax.jit(steps.train_step)(
       state, {"image": np.zeros((4, 28, 28, 1), np.float32)})
   mngr = checkpoint.manager(str(tmp_path))
-  checkpoint.save(mngr, state, config, (28, 28, 1))
+  record = train.run_record(gan.FAMILY, config, RunConfig(),
+                            DataSpec((28, 28, 1), 10), "0" * 64)
+  checkpoint.save(mngr, state, record)
   mngr.wait_until_finished()
-  step, saved_config, image_shape = checkpoint.load_config(mngr)
-  assert (step, saved_config, image_shape) == (1, config, (28, 28, 1))
-  fresh = create_state(config.replace(seed=1), (28, 28, 1))
+  step, saved = checkpoint.load_record(mngr)
+  assert (step, saved) == (1, record)
+  fresh = create_state(config, (28, 28, 1), rng=jax.random.key(1))
   restored = checkpoint.restore(mngr, fresh)
   assert_same_state(restored, state)
   assert restored.game == state.game
@@ -29,41 +34,45 @@ def test_checkpoint_round_trip(tmp_path):
 
 def test_training_writes_samples_events_and_checkpoints(idx_dir, tmp_path):
   workdir = str(tmp_path / "run")
-  state = train.train_and_evaluate(tiny_run_config(idx_dir), workdir)
+  state = tiny_run_config(idx_dir).train(workdir)
   assert int(state.step) == 6
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["3", "6"]
   assert sorted(os.listdir(os.path.join(workdir, "samples"))) == [
       "step_0000003.png", "step_0000006.png"]
   assert any(f.startswith("events.out.tfevents") for f in os.listdir(workdir))
-  g_state, config, step = sampling.load_generator(workdir)
-  assert step == 6 and config == tiny_run_config(idx_dir)
-  images = sampling.sample(g_state, 5)
+  run = runs.load(workdir)
+  assert run.step == 6 and run.family is gan.FAMILY
+  assert run.model == tiny_run_config(idx_dir).model
+  assert run.run == tiny_run_config(idx_dir).run
+  images = sampling.sample(run.family, run.state, 5)
   assert images.shape == (5, 28, 28, 1) and images.dtype == np.uint8
 
 
-@pytest.mark.parametrize("changes", [dict(arch="dcgan_tiny"),
-                                     dict(arch="mlp_tiny"),
+# The tiny DCGAN is in tests/test_families.py's conformance test.
+@pytest.mark.parametrize("changes", [dict(arch="mlp_tiny"),
                                      dict(arch="dcgan_tiny", g_ema_decay=0.9)])
 def test_resume_equals_uninterrupted_run(idx_dir, tmp_path, changes):
   config = tiny_run_config(idx_dir, **changes)
-  straight = train.train_and_evaluate(config, str(tmp_path / "straight"))
+  straight = config.train(tmp_path / "straight")
   resumed_dir = str(tmp_path / "resumed")
-  first = train.train_and_evaluate(config.replace(num_steps=3), resumed_dir)
+  first = config.replace(num_steps=3).train(resumed_dir)
   assert int(first.step) == 3
-  resumed = train.train_and_evaluate(config, resumed_dir)
+  resumed = config.train(resumed_dir)
   assert int(resumed.step) == 6
   assert_same_state(resumed, straight)
 
 
 def test_resume_rejects_another_run(idx_dir, tmp_path):
   workdir = str(tmp_path / "run")
-  train.train_and_evaluate(tiny_run_config(idx_dir, num_steps=3), workdir)
+  tiny_run_config(idx_dir, num_steps=3).train(workdir)
   with pytest.raises(ConfigError, match="--arch='mlp_tiny'"):
-    train.train_and_evaluate(tiny_run_config(idx_dir, arch="mlp_tiny"), workdir)
+    tiny_run_config(idx_dir, arch="mlp_tiny").train(workdir)
 
 
 @pytest.mark.parametrize("changes,match", [
     (dict(lr=-1.0), "--lr must be positive"),
+    (dict(lr=float("nan")), "--lr must be positive and finite, got nan"),
+    (dict(lr=float("inf")), "--lr must be positive and finite, got inf"),
     (dict(batch_size=0), "--batch_size must be positive"),
     (dict(b1=1.5), "--b1"),
     (dict(loss="wgan"), "--loss='wgan'"),
@@ -72,39 +81,22 @@ def test_resume_rejects_another_run(idx_dir, tmp_path):
 ])
 def test_bad_config_values_name_the_flag(idx_dir, tmp_path, changes, match):
   with pytest.raises(ConfigError, match=match):
-    train.train_and_evaluate(tiny_run_config(idx_dir, **changes), str(tmp_path))
+    tiny_run_config(idx_dir, **changes).train(tmp_path)
 
 
 def test_bad_paths_are_user_errors(idx_dir, tmp_path):
   with pytest.raises(DataError, match="--data_dir"):
-    train.train_and_evaluate(tiny_run_config(str(tmp_path / "missing")),
-                             str(tmp_path / "run"))
+    tiny_run_config(str(tmp_path / "missing")).train(tmp_path / "run")
   blocker = tmp_path / "file"
   blocker.write_text("not a folder")
   with pytest.raises(WorkdirError, match="--workdir"):
-    train.train_and_evaluate(tiny_run_config(idx_dir), str(blocker / "run"))
+    tiny_run_config(idx_dir).train(blocker / "run")
 
 
-def test_divergence_stops_with_step_and_metric(idx_dir, tmp_path, monkeypatch):
-  real_step = steps.train_step
-
-  def poisoned_step(state, batch):
-    new_state, metrics = real_step(state, batch)
-    bad = jax.numpy.where(state.step >= 3, jax.numpy.nan, 0.0)
-    return new_state, {**metrics, "g_loss": metrics["g_loss"] + bad}
-
-  monkeypatch.setattr(steps, "train_step", poisoned_step)
-  workdir = str(tmp_path / "run")
-  with pytest.raises(DivergenceError, match=r"step 4.*g_loss=nan.*step 3"):
-    train.train_and_evaluate(tiny_run_config(idx_dir, log_every=1), workdir)
-  # The last good checkpoint is there, and no later one.
-  assert os.listdir(os.path.join(workdir, "checkpoints")) == ["3"]
-
-
-def _poison_while_rng_is(monkeypatch, rng, from_step=3):
-  """g_loss turns NaN from `from_step` on while the state's key is `rng`
-  (any key if rng is None)."""
-  real_step = steps.train_step
+def _poisoned(config, rng=None, from_step=3):
+  """`config` with a step whose g_loss turns NaN from `from_step` on while
+  the state's key is `rng` (any key if rng is None)."""
+  real_step = config.family.train_step
 
   def poisoned_step(state, batch):
     new_state, metrics = real_step(state, batch)
@@ -114,31 +106,36 @@ def _poison_while_rng_is(monkeypatch, rng, from_step=3):
     bad = jax.numpy.where(hit, jax.numpy.nan, 0.0)
     return new_state, {**metrics, "g_loss": metrics["g_loss"] + bad}
 
-  monkeypatch.setattr(steps, "train_step", poisoned_step)
+  return dataclasses.replace(config, family=dataclasses.replace(
+      config.family, train_step=poisoned_step))
 
 
-def test_on_nan_restore_goes_back_with_a_new_key(idx_dir, tmp_path,
-                                                 monkeypatch):
-  config = tiny_run_config(idx_dir, log_every=1, on_nan="restore")
-  first_rng = create_state(config, (28, 28, 1)).rng
-  _poison_while_rng_is(monkeypatch, first_rng)
+def test_divergence_stops_with_step_and_metric(idx_dir, tmp_path):
   workdir = str(tmp_path / "run")
-  state = train.train_and_evaluate(config, workdir)
+  with pytest.raises(DivergenceError, match=r"step 4.*g_loss=nan.*step 3"):
+    _poisoned(tiny_run_config(idx_dir, log_every=1)).train(workdir)
+  # The last good checkpoint is there, and no later one.
+  assert os.listdir(os.path.join(workdir, "checkpoints")) == ["3"]
+
+
+def test_on_nan_restore_goes_back_with_a_new_key(idx_dir, tmp_path):
+  config = tiny_run_config(idx_dir, log_every=1, on_nan="restore")
+  first_rng = create_state(config.model, (28, 28, 1)).rng
+  config = _poisoned(config, first_rng)
+  workdir = str(tmp_path / "run")
+  state = config.train(workdir)
   assert int(state.step) == 6
   # Back to step 3's checkpoint, then on with the first restart's key.
   expected = jax.random.key_data(jax.random.fold_in(
       jax.random.wrap_key_data(first_rng), train._RESTART_SALT + 1))  # pylint: disable=protected-access
   np.testing.assert_array_equal(state.rng, expected)
   # The new key is checkpointed: resuming replays the restarted run.
-  resumed = train.train_and_evaluate(config.replace(num_steps=8), workdir)
-  straight = train.train_and_evaluate(config.replace(num_steps=8),
-                                      str(tmp_path / "straight"))
+  resumed = config.replace(num_steps=8).train(workdir)
+  straight = config.replace(num_steps=8).train(tmp_path / "straight")
   assert_same_state(resumed, straight)
 
 
-def test_on_nan_restore_gives_up_after_a_few_tries(idx_dir, tmp_path,
-                                                   monkeypatch):
-  _poison_while_rng_is(monkeypatch, None)
+def test_on_nan_restore_gives_up_after_a_few_tries(idx_dir, tmp_path):
+  config = tiny_run_config(idx_dir, log_every=1, on_nan="restore")
   with pytest.raises(DivergenceError, match="step 4.*g_loss=nan"):
-    train.train_and_evaluate(tiny_run_config(idx_dir, log_every=1, on_nan="restore"),
-                             str(tmp_path / "run"))
+    _poisoned(config).train(tmp_path / "run")

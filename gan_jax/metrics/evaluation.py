@@ -89,22 +89,32 @@ def _save_cached(path: str, reference: Reference) -> None:
   os.replace(tmp, path)  # Atomic: readers see the old file or the new one.
 
 
-def real_reference(extractor: FeatureExtractor, dataset_name: str,
-                   split: str = "test", data_dir: Optional[str] = None,
-                   num_real: Optional[int] = None,
-                   cache_dir: Optional[str] = None) -> Reference:
-  """Features and statistics of the first `num_real` images of a split.
-
-  All images when `num_real` is None. Computed once per (dataset, split,
-  extractor weights, images) and then read from `cache_dir`. A classifier
-  extractor must recognise the reference images (accuracy >= 50%), which
-  catches a --dataset that does not name the data in --data_dir.
-  """
+def real_images(dataset_name: str, split: str, data_dir: Optional[str],
+                num_real: Optional[int]) -> data.Dataset:
+  """The first `num_real` images (all if None) of a split, with labels."""
   real = data.load(dataset_name, split, data_dir)
   if num_real is not None and not 2 <= num_real <= len(real):
     raise ConfigError(f"--num_real={num_real} must be in [2, {len(real)}], "
                       f"the size of the {split} split of {dataset_name}.")
-  images = real.images[:num_real]
+  return data.Dataset(real.images[:num_real], real.labels[:num_real])
+
+
+def real_reference(extractor: FeatureExtractor, dataset_name: str,
+                   split: str = "test", data_dir: Optional[str] = None,
+                   num_real: Optional[int] = None,
+                   cache_dir: Optional[str] = None,
+                   real: Optional[data.Dataset] = None) -> Reference:
+  """Features and statistics of the first `num_real` images of a split.
+
+  All images when `num_real` is None; `real` passes them in if they are
+  loaded already. Computed once per (dataset, split, extractor weights,
+  images) and then read from `cache_dir`. A classifier extractor must
+  recognise the reference images (accuracy >= 50%), which catches a
+  --dataset that does not name the data in --data_dir.
+  """
+  if real is None:
+    real = real_images(dataset_name, split, data_dir, num_real)
+  images = real.images
   data_sha256 = hashing.tree_sha256(images)
   key = "_".join([dataset_name, split, f"n{len(images)}",
                   extractor.name.replace("/", "-"),
@@ -121,7 +131,7 @@ def real_reference(extractor: FeatureExtractor, dataset_name: str,
     logging.info("Computing %s features of %d %s/%s images.", extractor.name,
                  len(images), dataset_name, split)
     reference = _compute_reference(extractor, dataset_name, split, images,
-                                   real.labels[:num_real], data_sha256)
+                                   real.labels, data_sha256)
     _save_cached(path, reference)
   accuracy = reference.extractor_accuracy
   if accuracy is not None and accuracy < MIN_REFERENCE_ACCURACY:
@@ -193,7 +203,6 @@ METRICS: Dict[str, MetricFn] = {
     "density_coverage": _density_coverage,
     "class_coverage": _class_coverage,
 }
-TRAINING_METRICS = ("fd", "score")  # Cheap enough to run during training.
 
 
 def check_metrics(metrics: Sequence[str]) -> None:

@@ -1,13 +1,18 @@
-"""Generator/discriminator pairs, chosen by name.
+"""Networks chosen by name: the GAN's pairs and the VAE's pairs.
 
     generator, discriminator = models.create("dcgan", image_shape=(28, 28, 1))
+    encoder, decoder = models.create_vae("conv", latent_dim=32,
+                                         image_shape=(28, 28, 1),
+                                         out_channels=1)
 
-Both are flax.linen modules called as `module.apply(variables, x, train=...)`:
-generators map z [B, latent_dim] to images [B, H, W, C] in [-1, 1], and
-discriminators map images to float32 logits [B]. To add a family, write its
-two modules in a new file and add one entry to ARCHITECTURES.
+All are flax.linen modules. Generators map z [B, latent_dim] to images
+[B, H, W, C] in [-1, 1] (`apply(variables, z, train=...)`), discriminators
+map images to float32 logits [B]; VAE encoders and decoders are described in
+gan_jax/models/vae.py. Your own networks need no entry here: pass the
+modules in the model config (GANConfig(generator=..., discriminator=...)).
 """
 
+import dataclasses
 import functools
 from typing import Callable, Dict, Tuple
 
@@ -17,6 +22,8 @@ from gan_jax.errors import ConfigError
 
 from gan_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_jax.models.mlp import MLPDiscriminator, MLPGenerator
+from gan_jax.models.vae import (ConvDecoder, ConvEncoder, MLPDecoder,
+                                MLPEncoder)
 
 ARCHITECTURES: Dict[str, Tuple[Callable[..., nn.Module],
                                Callable[..., nn.Module]]] = {
@@ -37,3 +44,36 @@ def create(arch: str, **kwargs) -> Tuple[nn.Module, nn.Module]:
                      f"{', '.join(sorted(ARCHITECTURES))}.")
   make_generator, make_discriminator = ARCHITECTURES[arch]
   return make_generator(**kwargs), make_discriminator(**kwargs)
+
+
+VAE_ARCHITECTURES: Dict[str, Tuple[Callable[..., nn.Module],
+                                   Callable[..., nn.Module]]] = {
+    # The flax example's network (examples/vae): one hidden layer of 500.
+    "mlp": (MLPEncoder, MLPDecoder),
+    "mlp2": (functools.partial(MLPEncoder, hidden=(512, 512)),
+             functools.partial(MLPDecoder, hidden=(512, 512))),
+    "conv": (ConvEncoder, ConvDecoder),
+    # Tiny variants for fast tests.
+    "mlp_tiny": (functools.partial(MLPEncoder, hidden=(16,)),
+                 functools.partial(MLPDecoder, hidden=(16,))),
+    "conv_tiny": (functools.partial(ConvEncoder, features=4, hidden=16),
+                  functools.partial(ConvDecoder, features=4, hidden=16)),
+}
+
+
+def create_vae(arch: str, *, latent_dim: int, image_shape, out_channels: int,
+               **kwargs) -> Tuple[nn.Module, nn.Module]:
+  """(encoder, decoder) of `arch` for images of `image_shape`."""
+  if arch not in VAE_ARCHITECTURES:
+    raise ConfigError(f"--arch={arch!r} is not one of "
+                      f"{', '.join(sorted(VAE_ARCHITECTURES))}.")
+  make_encoder, make_decoder = VAE_ARCHITECTURES[arch]
+  encoder = make_encoder(latent_dim=latent_dim, **kwargs)
+  if "image_shape" in _fields(encoder):
+    encoder = encoder.clone(image_shape=tuple(image_shape))
+  return encoder, make_decoder(image_shape=tuple(image_shape),
+                               out_channels=out_channels, **kwargs)
+
+
+def _fields(module: nn.Module):
+  return {f.name for f in dataclasses.fields(module)}

@@ -1,0 +1,65 @@
+r"""gan_jax against its PyTorch twins, side by side: alternate runs, ratios.
+
+    python benchmarks/compare_torch.py --torch_python=/path/to/venv/bin/python \
+        --rows=vae:mlp:128,vae:conv:128 --rounds=3
+
+Each row is family:arch:batch at 28x28. Each round runs the JAX step
+(benchmarks/train_speed.py's child, in its own process) and the PyTorch twin
+(benchmarks/torch_<family>.py, in its own process, with the interpreter of
+--torch_python, where torch is installed) one after the other, so both see
+the same machine state. Prints one JSON line per row with every round's
+images/sec, the medians and their ratio (gan_jax / PyTorch).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TWINS = {"vae": "torch_vae.py", "gan": "torch_dcgan.py"}
+
+
+def _last_json(command):
+  result = subprocess.run(command, capture_output=True, text=True, check=False)
+  if result.returncode:
+    sys.exit(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--torch_python", required=True,
+                      help="A Python interpreter that can import torch.")
+  parser.add_argument("--rows", default="vae:mlp:128,vae:conv:128")
+  parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--steps", type=int, default=100)
+  args = parser.parse_args()
+
+  for row in args.rows.split(","):
+    family, arch, batch = row.split(":")
+    jax_rates, torch_rates = [], []
+    for _ in range(args.rounds):
+      jax_rates.append(_last_json(
+          [sys.executable, os.path.join(HERE, "train_speed.py"),
+           f"--child={family}:{arch}:28:{batch}:fast", f"--steps={args.steps}",
+           "--repeats=3"])["images_per_sec"])
+      twin = [args.torch_python, os.path.join(HERE, TWINS[family]),
+              f"--batch_size={batch}", f"--steps={args.steps}"]
+      if family == "vae":
+        twin.append(f"--arch={arch}")
+      result = _last_json(twin)
+      torch_rates.append(result["images_per_sec"])
+    jax_median = statistics.median(jax_rates)
+    torch_median = statistics.median(torch_rates)
+    print(json.dumps({
+        "row": row, "gan_jax_images_per_sec": jax_rates,
+        "torch_images_per_sec": torch_rates, "torch": result["framework"],
+        "torch_threads": result["threads"],
+        "ratio": round(jax_median / torch_median, 2)}), flush=True)
+
+
+if __name__ == "__main__":
+  main()

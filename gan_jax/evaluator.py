@@ -1,0 +1,197 @@
+"""Scoring a family's state, or any images, against one real reference.
+
+    evaluator = Evaluator(EvalConfig(dataset="fashion_mnist", data_dir=...),
+                          family=vae.FAMILY)
+    records = evaluator.generated(state, step=1000)   # one dict per metric
+    records = Evaluator(config)(images)               # uint8 [N, H, W, C]
+
+Two kinds of metric, one protocol:
+  * of samples (`gan_jax.metrics.evaluation.METRICS`: fd, score, kid,
+    precision_recall, density_coverage, class_coverage): any family that can
+    `generate`, or an .npz of anyone's images, through a feature extractor;
+  * of the model on real images (`DATA_METRICS`): elbo (the ELBO and its
+    terms) and nll (the IWAE bound with `nll_samples` samples), for families
+    that offer the `elbo` and `log_likelihood` predictions.
+
+Every record carries its protocol: sample counts, dataset, split, a hash of
+the real images, the extractor and its weights hash, the seed, and what the
+family says of how it saw the data (likelihood, binarisation).
+"""
+
+import dataclasses
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import jax
+import numpy as np
+
+from gan_jax import data, hashing, sampling
+from gan_jax.errors import ConfigError
+from gan_jax.family import Family
+from gan_jax.metrics import evaluation, extractors
+
+Records = List[Dict[str, Any]]
+# Metrics of a model on real images, and the prediction each needs.
+DATA_METRICS = {"elbo": "elbo", "nll": "log_likelihood"}
+# Images per jitted call of the data metrics: part of their protocol, since
+# the keys are fold_in(key(seed), batch index).
+DATA_METRIC_BATCH = {"elbo": 500, "nll": 100}
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+  """What to compare against, through which network, with which metrics."""
+  dataset: Optional[str] = None  # Names the real data and its classifier.
+  data_dir: Optional[str] = None  # IDX folder of that dataset (offline).
+  reference_split: str = "test"
+  num_real: Optional[int] = None  # First N images of the split; None: all.
+  num_samples: int = 10_000  # Generated images per evaluation.
+  extractor: str = "classifier"  # A key of extractors.EXTRACTORS.
+  inception_weights: Optional[str] = None
+  # None: every sample metric, plus elbo for families that have one.
+  metrics: Optional[Tuple[str, ...]] = None
+  nll_samples: int = 5000  # Importance samples per image of the nll metric.
+  seed: int = 0  # Of the latents, the binarisation and KID's subsets.
+  cache_dir: Optional[str] = None  # Reference features; None: the default.
+  classifier_root: Optional[str] = None  # None: the default cache.
+
+  @classmethod
+  def for_run(cls, run, **changes: Any) -> "EvalConfig":
+    """The evaluation settings of a training run's RunConfig (--eval_*)."""
+    return cls(**{**dict(
+        dataset=run.dataset, data_dir=run.data_dir,
+        reference_split=run.eval_split, num_samples=run.eval_num_samples,
+        extractor=run.eval_extractor,
+        inception_weights=run.inception_weights), **changes})
+
+  def validate(self) -> "EvalConfig":
+    if self.num_samples < 2:
+      raise ConfigError(f"--num_samples={self.num_samples} must be at least "
+                        "2 (a covariance needs two samples).")
+    if self.nll_samples < 1:
+      raise ConfigError(f"--nll_samples={self.nll_samples} must be >= 1.")
+    if self.extractor not in extractors.EXTRACTORS:
+      raise ConfigError(f"--extractor={self.extractor!r} is not one of "
+                        f"{', '.join(sorted(extractors.EXTRACTORS))}.")
+    check_metrics(self.metrics or ())
+    if not self.dataset:
+      raise ConfigError("Evaluation needs --dataset (mnist, fashion_mnist, "
+                        "...) to pick the real data and its classifier.")
+    return self
+
+
+def check_metrics(metrics: Sequence[str]) -> None:
+  unknown = [m for m in metrics
+             if m not in evaluation.METRICS and m not in DATA_METRICS]
+  if unknown:
+    raise ConfigError(
+        f"--metrics has unknown {', '.join(unknown)}; choose from "
+        f"{', '.join([*evaluation.METRICS, *DATA_METRICS])}.")
+
+
+def default_metrics(family: Optional[Family]) -> Tuple[str, ...]:
+  """Every sample metric the family supports, and elbo if it has one."""
+  metrics = ()
+  if family is None or family.can("generate"):
+    metrics += tuple(evaluation.METRICS)
+  if family is not None and family.can("elbo"):
+    metrics += ("elbo",)
+  return metrics
+
+
+class Evaluator:
+  """Scores images or a family's state against one reference split; loads
+  the real images and builds the extractor once."""
+
+  def __init__(self, config: EvalConfig, family: Optional[Family] = None):
+    self.config = config.validate()
+    self.family = family
+    self.metrics = tuple(config.metrics or default_metrics(family))
+    self.sample_metrics = [m for m in self.metrics if m in evaluation.METRICS]
+    self.data_metrics = [m for m in self.metrics if m in DATA_METRICS]
+    for metric in self.data_metrics:
+      if family is None:
+        raise ConfigError(f"--metrics={metric} scores a model, not images: "
+                          "evaluate a --workdir.")
+      family.get(DATA_METRICS[metric])
+    if self.sample_metrics and family is not None:
+      family.get("generate")
+    self.real = evaluation.real_images(config.dataset, config.reference_split,
+                                       config.data_dir, config.num_real)
+    self.extractor = self.reference = None
+    if self.sample_metrics:
+      self.extractor = extractors.create(
+          config.extractor, dataset=config.dataset, data_dir=config.data_dir,
+          classifier_root=config.classifier_root,
+          inception_weights=config.inception_weights)
+      self.reference = evaluation.real_reference(
+          self.extractor, config.dataset, config.reference_split,
+          config.data_dir, config.num_real, config.cache_dir, real=self.real)
+
+  def __call__(self, images, **context: Any) -> Records:
+    """Sample metrics of images [N, H, W, C] (uint8, or float in [-1, 1])."""
+    if not self.sample_metrics:
+      return []
+    return evaluation.evaluate(images, self.extractor, self.reference,
+                               metrics=self.sample_metrics,
+                               seed=self.config.seed, **context)
+
+  def generated(self, state: Any, **context: Any) -> Records:
+    """The family's samples scored (`num_samples` of them), then its data
+    metrics on the real images."""
+    records = []
+    if self.sample_metrics:
+      images = sampling.sample(self.family, state, self.config.num_samples,
+                               seed=self.config.seed)
+      records += self(images, **context)
+    for metric in self.data_metrics:
+      records += self._data_metric(metric, state, context)
+    return records
+
+  def _data_metric(self, metric: str, state: Any,
+                   context: Dict[str, Any]) -> Records:
+    images = self.real.images
+    batch = DATA_METRIC_BATCH[metric]
+    if metric == "elbo":
+      terms = _per_image(jax.jit(self.family.get("elbo")), state, images,
+                         self.config.seed, batch)
+      value = float(terms["elbo"].mean())
+      result = {"value": value, "recon": float(terms["recon"].mean()),
+                "kl": float(terms["kl"].mean())}
+    else:
+      k = self.config.nll_samples
+      log_likelihood = jax.jit(self.family.get("log_likelihood"),
+                               static_argnums=3)
+      bounds = _per_image(lambda s, x, key: log_likelihood(s, x, key, k),
+                          state, images, self.config.seed, batch)
+      value = float(-bounds.mean())
+      result = {"value": value, "std_error": float(
+          bounds.std(ddof=1) / np.sqrt(len(bounds))) if len(bounds) > 1
+                else 0.0, "num_importance_samples": k}
+    dims = int(np.prod(images.shape[1:]))
+    described = {}
+    if self.family.can("describe_data"):
+      described = self.family.get("describe_data")(state, images)
+    return [{
+        "metric": metric, **result, "units": "nats per image",
+        "bits_per_dim": abs(value) / (dims * np.log(2.0)),
+        "num_real": len(images), "dataset": self.config.dataset,
+        "reference_split": self.config.reference_split,
+        "reference_sha256": hashing.tree_sha256(images),
+        "seed": self.config.seed, "batch_size": batch, **described,
+        **context}]
+
+
+def _per_image(fn, state, images: np.ndarray, seed: int, batch: int):
+  """fn(state, images float [B, ...], key) over `images` in batches of
+  `batch` (the last padded), key fold_in(key(seed), batch index); the
+  per-image outputs concatenated (a dict of them, or one array)."""
+  outputs = []
+  for i, start in enumerate(range(0, len(images), batch)):
+    chunk = images[start:start + batch]
+    padded = np.concatenate([chunk, np.repeat(chunk[:1], batch - len(chunk),
+                                              axis=0)])
+    key = jax.random.fold_in(jax.random.key(seed), i)
+    out = jax.device_get(fn(state, data.to_model_range(padded), key))
+    outputs.append(jax.tree.map(lambda x, n=len(chunk): np.asarray(x)[:n],
+                                out))
+  return jax.tree.map(lambda *xs: np.concatenate(xs), *outputs)

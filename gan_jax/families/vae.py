@@ -1,0 +1,407 @@
+"""The VAE family (Kingma & Welling 2014): encoder, decoder, ELBO, IWAE.
+
+    from gan_jax.families import vae
+    state = vae.FAMILY.init(vae.VAEConfig(), DataSpec((28, 28, 1)), key)
+    state, metrics = jax.jit(vae.train_step, donate_argnums=0)(state, batch)
+
+q(z | x) is a diagonal Gaussian, sampled with the reparameterisation trick;
+p(z) = N(0, I); p(x | z) is a pixel likelihood (gan_jax.likelihoods). The
+loss per image is E_q[-log p(x | z)] + beta * KL(q(z | x) || p(z)) with the
+KL in closed form, one sample of z per image (`train_samples=1`). With
+`train_samples=k > 1` it is the IWAE bound of Burda et al. 2015 instead.
+`kl_warmup_steps` ramps beta up linearly from 0.
+
+Metrics of a step (float32, nats per image, means over the batch):
+  elbo: -(recon + kl), the evidence lower bound with beta = 1;
+  recon: E_q[-log p(x | z)] (one sample); kl: KL(q || p);
+  loss: what is minimised; beta: the KL weight now; grad_norm.
+  With train_samples > 1 also iwae: the k-sample bound.
+
+The test-set negative log-likelihood is `-log_likelihood(state, images, key,
+k)`: the IWAE bound log (1/k) sum_i p(x, z_i) / q(z_i | x), z_i ~ q, with
+k up to 5000 in chunks (scanned, jitted).
+"""
+
+import dataclasses
+import math
+from typing import Any, Dict, Mapping, Optional, Union
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from gan_jax import likelihoods, models
+from gan_jax.config import Config, setting
+from gan_jax.errors import ConfigError
+from gan_jax.family import DataSpec, Family, Preset, step_key
+
+Array = jax.Array
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+@dataclasses.dataclass(frozen=True)
+class VAEConfig(Config):
+  """The VAE's model: networks, likelihood, objective and optimizer."""
+
+  arch: str = setting("mlp", "Encoder/decoder pair.",
+                      choices=sorted(models.VAE_ARCHITECTURES), group="model")
+  latent_dim: int = setting(20, "Size of z.", group="model")
+  likelihood: Union[str, Any] = setting(
+      "bernoulli", "p(x|z): bernoulli (binarised images) or "
+      "discretized_logistic (8-bit grey or colour).",
+      choices=sorted(likelihoods.LIKELIHOODS), group="model")
+  dtype: str = setting("float32", "Compute dtype; params and losses stay "
+                       "float32.", choices=("float32", "bfloat16", "float16"),
+                       group="model")
+  beta: float = setting(1.0, "Weight of the KL term (beta-VAE).",
+                        group="optimisation")
+  kl_warmup_steps: int = setting(0, "Steps over which beta ramps up from 0 "
+                                 "(0: none).", group="optimisation")
+  train_samples: int = setting(
+      1, "Samples of z per image in training: 1 is the ELBO, k > 1 the IWAE "
+      "bound.", group="optimisation")
+  lr: float = setting(1e-3, "Adam learning rate.", group="optimisation")
+  b1: float = setting(0.9, "Adam beta1.", group="optimisation")
+  b2: float = setting(0.999, "Adam beta2.", group="optimisation")
+  lr_decay_steps: int = setting(
+      0, "Cosine decay of the learning rate to 0 over this many steps (0: "
+      "constant).", group="optimisation")
+  encoder: Optional[nn.Module] = setting(
+      None, "A flax module to use as the encoder instead of arch's.",
+      group="model", flag=False)
+  decoder: Optional[nn.Module] = setting(
+      None, "A flax module to use as the decoder instead of arch's.",
+      group="model", flag=False)
+
+  def validate(self) -> "VAEConfig":
+    self.positive("lr", "latent_dim", "train_samples", "beta")
+    self.in_unit_interval("b1", "b2")
+    self.check_choices()
+    for name in ("kl_warmup_steps", "lr_decay_steps"):
+      if getattr(self, name) < 0:
+        raise ConfigError(f"--{name} must be >= 0, got "
+                          f"{getattr(self, name)!r}.")
+    if self.train_samples > 1 and self.beta != 1.0:
+      raise ConfigError("--train_samples > 1 trains the IWAE bound, which has "
+                        "no KL weight: leave --beta at 1.")
+    return self
+
+
+@dataclasses.dataclass(frozen=True)
+class VAESpec:
+  """The static part of a VAEState: networks, likelihood, objective."""
+  encoder: nn.Module
+  decoder: nn.Module
+  likelihood: Any  # gan_jax.likelihoods.Bernoulli, ...
+  latent_dim: int
+  beta: float
+  kl_warmup_steps: int
+  train_samples: int
+  optimizer: optax.GradientTransformation
+
+
+@struct.dataclass
+class VAEState:
+  step: Array  # int32 [], updates so far.
+  params: Any  # {"encoder": ..., "decoder": ...}
+  opt_state: Any
+  rng: Array  # uint32 [2], base key data; per-step keys are fold_in(., step).
+  spec: VAESpec = struct.field(pytree_node=False)
+
+
+def make_optimizer(config: VAEConfig) -> optax.GradientTransformation:
+  lr = config.lr
+  if config.lr_decay_steps:
+    lr = optax.cosine_decay_schedule(config.lr, config.lr_decay_steps)
+  return optax.adam(lr, b1=config.b1, b2=config.b2)
+
+
+def init(config: VAEConfig, data_spec: DataSpec, key: Array) -> VAEState:
+  """Encoder, decoder and Adam state for images of `data_spec`."""
+  likelihood = likelihoods.resolve(config.likelihood)
+  shape = tuple(data_spec.image_shape)
+  encoder, decoder = models.create_vae(
+      config.arch, latent_dim=config.latent_dim, image_shape=shape,
+      out_channels=shape[-1] * likelihood.num_params,
+      dtype=jnp.dtype(config.dtype), param_dtype=jnp.float32)
+  encoder, decoder = config.encoder or encoder, config.decoder or decoder
+  enc_key, dec_key, run_key = jax.random.split(key, 3)
+  params = {
+      "encoder": encoder.init(enc_key, jnp.zeros((1,) + shape))["params"],
+      "decoder": decoder.init(dec_key,
+                              jnp.zeros((1, config.latent_dim)))["params"],
+  }
+  optimizer = make_optimizer(config)
+  spec = VAESpec(encoder, decoder, likelihood, config.latent_dim,
+                 config.beta, config.kl_warmup_steps, config.train_samples,
+                 optimizer)
+  return VAEState(step=jnp.zeros((), jnp.int32), params=params,
+                  opt_state=optimizer.init(params),
+                  rng=jax.random.key_data(run_key), spec=spec)
+
+
+# --- The model's pieces ------------------------------------------------------
+
+
+def encode_distribution(spec: VAESpec, params, inputs: Array):
+  """q(z | x): (mean, log_var), float32 [B, latent_dim]."""
+  return spec.encoder.apply({"params": params["encoder"]}, inputs)
+
+
+def decoder_outputs(spec: VAESpec, params, z: Array) -> Array:
+  """Parameters of p(x | z), float32 [B, H, W, C * num_params]."""
+  return spec.decoder.apply({"params": params["decoder"]}, z)
+
+
+def gaussian_kl(mean: Array, log_var: Array) -> Array:
+  """KL(N(mean, exp(log_var)) || N(0, I)) per row: float32 [B]."""
+  return 0.5 * jnp.sum(mean ** 2 + jnp.exp(log_var) - 1.0 - log_var, axis=-1)
+
+
+def _diag_normal_log_pdf(z: Array, mean: Array, log_var: Array) -> Array:
+  return -0.5 * jnp.sum(LOG_2PI + log_var + (z - mean) ** 2
+                        * jnp.exp(-log_var), axis=-1)
+
+
+def importance_log_weights(spec: VAESpec, params, targets: Array,
+                           mean: Array, log_var: Array, eps: Array) -> Array:
+  """log p(x, z) - log q(z | x) at z = mean + std * eps: [k, B].
+
+  `eps` is [k, B, latent_dim]; the k samples of all B images run through the
+  decoder as one batch of k * B.
+  """
+  k, b, latent_dim = eps.shape
+  z = mean + jnp.exp(0.5 * log_var) * eps
+  outputs = decoder_outputs(spec, params, z.reshape(k * b, latent_dim))
+  tiled = jnp.broadcast_to(targets, (k,) + targets.shape).reshape(
+      (k * b,) + targets.shape[1:])
+  log_px_z = spec.likelihood.log_prob(outputs, tiled).reshape(k, b)
+  log_pz = _diag_normal_log_pdf(z, 0.0, jnp.zeros_like(z))
+  return log_px_z + log_pz - _diag_normal_log_pdf(z, mean, log_var)
+
+
+def iwae_bound(spec: VAESpec, params, targets: Array, key: Array,
+               num_samples: int, max_decoder_batch: int = 8192) -> Array:
+  """log (1/k) sum_i w_i, w_i = p(x, z_i) / q(z_i | x): float32 [B].
+
+  Sample i's noise comes from fold_in(key, i), so the result does not
+  depend on how the k samples are chunked (at most `max_decoder_batch`
+  decoder inputs at a time, scanned).
+  """
+  b = targets.shape[0]
+  mean, log_var = encode_distribution(spec, params,
+                                      spec.likelihood.encoder_input(targets))
+  chunk = max(c for c in range(1, num_samples + 1)
+              if num_samples % c == 0 and c * b <= max(max_decoder_batch, b))
+  keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(
+      jnp.arange(num_samples)).reshape(num_samples // chunk, chunk)
+
+  def body(total, chunk_keys):
+    eps = jax.vmap(lambda k: jax.random.normal(k, (b, spec.latent_dim)))(
+        chunk_keys)
+    log_w = importance_log_weights(spec, params, targets, mean, log_var, eps)
+    return jnp.logaddexp(total, jax.nn.logsumexp(log_w, axis=0)), None
+
+  total, _ = jax.lax.scan(body, jnp.full((b,), -jnp.inf, jnp.float32), keys)
+  return total - np.log(num_samples)
+
+
+def elbo_terms(spec: VAESpec, params, targets: Array, key: Array
+               ) -> Dict[str, Array]:
+  """Per image: recon = -log p(x | z) at one z ~ q, kl (closed form), and
+  elbo = -(recon + kl). Each float32 [B], nats."""
+  mean, log_var = encode_distribution(spec, params,
+                                      spec.likelihood.encoder_input(targets))
+  z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(key, mean.shape)
+  recon = -spec.likelihood.log_prob(decoder_outputs(spec, params, z), targets)
+  kl = gaussian_kl(mean, log_var)
+  return {"elbo": -(recon + kl), "recon": recon, "kl": kl}
+
+
+def kl_weight(spec: VAESpec, step: Array) -> Array:
+  if not spec.kl_warmup_steps:
+    return jnp.asarray(spec.beta, jnp.float32)
+  ramp = jnp.minimum(1.0, (step + 1) / spec.kl_warmup_steps)
+  return (spec.beta * ramp).astype(jnp.float32)
+
+
+def _global_norm(tree) -> Array:
+  return jnp.sqrt(sum(jnp.vdot(x.ravel(), x.ravel()).astype(jnp.float32)
+                      for x in jax.tree.leaves(tree)))
+
+
+def train_step(state: VAEState, batch: Dict[str, Array]
+               ) -> "tuple[VAEState, Dict[str, Array]]":
+  """One Adam update on the batch's negative ELBO (or IWAE bound).
+
+  Args:
+    state: the VAE's state.
+    batch: {"image": float [B, H, W, C] in [-1, 1]}; other keys are ignored.
+
+  Returns:
+    (new state, metrics; see the module docstring).
+  """
+  spec = state.spec
+  data_key, sample_key = jax.random.split(step_key(state.rng, state.step))
+  targets = spec.likelihood.targets(batch["image"], data_key)
+  beta = kl_weight(spec, state.step)
+
+  def loss_fn(params):
+    terms = elbo_terms(spec, params, targets, sample_key)
+    metrics = {name: jnp.mean(value) for name, value in terms.items()}
+    if spec.train_samples == 1:
+      loss = metrics["recon"] + beta * metrics["kl"]
+    else:
+      bound = iwae_bound(spec, params, targets,
+                         jax.random.fold_in(sample_key, 1), spec.train_samples)
+      metrics["iwae"] = jnp.mean(bound)
+      loss = -metrics["iwae"]
+    return loss, metrics
+
+  (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params)
+  updates, opt_state = spec.optimizer.update(grads, state.opt_state,
+                                             state.params)
+  new_state = state.replace(step=state.step + 1,
+                            params=optax.apply_updates(state.params, updates),
+                            opt_state=opt_state)
+  return new_state, {**metrics, "loss": loss, "beta": beta,
+                     "grad_norm": _global_norm(grads)}
+
+
+# --- Predictions (gan_jax.family) --------------------------------------------
+
+
+def latents(state: VAEState, key: Array, num: int) -> Array:
+  """z ~ p(z) = N(0, I): float32 [num, latent_dim]."""
+  return jax.random.normal(key, (num, state.spec.latent_dim), jnp.float32)
+
+
+def decode(state: VAEState, z: Array) -> Array:
+  """The mean image of p(x | z): [B, H, W, C] in [-1, 1]."""
+  spec = state.spec
+  return spec.likelihood.mean(decoder_outputs(spec, state.params, z))
+
+
+def generate(state: VAEState, key: Array, num: int) -> Array:
+  return decode(state, latents(state, key, num))
+
+
+def encode(state: VAEState, images: Array) -> Array:
+  """The posterior mean of z for images [B, H, W, C] (binarised at 1/2 for a
+  Bernoulli likelihood): [B, latent_dim]."""
+  spec = state.spec
+  targets = spec.likelihood.fixed_targets(images)
+  return encode_distribution(spec, state.params,
+                             spec.likelihood.encoder_input(targets))[0]
+
+
+def reconstruct(state: VAEState, images: Array) -> Array:
+  """decode(encode(images)): the mean image at the posterior mean."""
+  return decode(state, encode(state, images))
+
+
+def preview(state: VAEState, key: Array, images: Array
+            ) -> Mapping[str, Array]:
+  """Samples, and rows of (input | reconstruction) pairs [R, 2P, H, W, C]."""
+  n = images.shape[0]
+  inputs = state.spec.likelihood.fixed_targets(images)
+  shown = state.spec.likelihood.encoder_input(inputs)
+  pairs = jnp.stack([shown, reconstruct(state, images)], axis=1)
+  per_row = math.ceil(math.sqrt(n))
+  rows = math.ceil(n / per_row)
+  pairs = jnp.pad(pairs, ((0, rows * per_row - n),) + ((0, 0),) * 4,
+                  constant_values=-1.0)
+  pairs = pairs.reshape((rows, 2 * per_row) + images.shape[1:])
+  return {"samples": generate(state, key, n), "reconstructions": pairs}
+
+
+def elbo(state: VAEState, images: Array, key: Array) -> Dict[str, Array]:
+  """Per image {elbo, recon, kl}, float32 [B], on targets drawn with `key`
+  (the same binarisation as log_likelihood with the same key)."""
+  spec = state.spec
+  data_key, sample_key = jax.random.split(key)
+  return elbo_terms(spec, state.params, spec.likelihood.targets(images,
+                                                                data_key),
+                    sample_key)
+
+
+def log_likelihood(state: VAEState, images: Array, key: Array,
+                   num_samples: int) -> Array:
+  """The IWAE bound on log p(x) with `num_samples` samples: float32 [B]."""
+  spec = state.spec
+  data_key, sample_key = jax.random.split(key)
+  return iwae_bound(spec, state.params, spec.likelihood.targets(images,
+                                                                data_key),
+                    sample_key, num_samples)
+
+
+def describe_data(state: VAEState, images: np.ndarray) -> Dict[str, Any]:
+  return state.spec.likelihood.describe_data(images)
+
+
+def describe_metrics(m: Mapping[str, float]) -> str:
+  line = (f"ELBO {m['elbo']:.2f} = -(recon {m['recon']:.2f} + KL "
+          f"{m['kl']:.2f})")
+  if "iwae" in m:
+    line += f"  IWAE {m['iwae']:.2f}"
+  if m.get("beta", 1.0) != 1.0:
+    line += f"  beta {m['beta']:.3f}"
+  return line
+
+
+EPOCH_OF_MNIST_AT_128 = 469  # ceil(60000 / 128) steps.
+
+PRESETS = {
+    "flax_example": Preset(
+        doc="""flax examples/vae's settings: MLP with 500 hidden units, 20
+        latents, batch 128, Adam 1e-3, Bernoulli likelihood on binarised
+        MNIST, 10 epochs. `python -m experiments.mnist_vae
+        --preset=flax_example`. On a 2-core Xeon: see README, "The VAE".""",
+        run=dict(batch_size=128, num_steps=10 * EPOCH_OF_MNIST_AT_128),
+        model=dict(arch="mlp", latent_dim=20, lr=1e-3,
+                   likelihood="bernoulli")),
+    "best_nll": Preset(
+        doc="""The best test NLL within 30 minutes on 2 CPU cores: MLP 2x512,
+        50 latents, Bernoulli on dynamically binarised MNIST, KL warm-up over
+        10k steps, Adam 1e-3 with cosine decay, batch 128, 100k steps (213
+        epochs). `python benchmarks/vae_likelihood.py --what=nll_curve
+        --preset=best_nll --data_dir=...`; README, "The VAE", has its NLL
+        against minutes on a 2-core Xeon.""",
+        run=dict(batch_size=128, num_steps=100_000, checkpoint_every=10_000,
+                 keep_checkpoints=10, sample_every=10_000, log_every=1000),
+        model=dict(arch="mlp2", latent_dim=50, likelihood="bernoulli",
+                   kl_warmup_steps=10_000, lr=1e-3, lr_decay_steps=100_000)),
+    "fashion": Preset(
+        doc="""Fashion-MNIST for the comparison with the GAN: the
+        convolutional pair, 32 latents, discretised logistic likelihood,
+        Adam 1e-3, batch 64, 10k steps (the GAN's default budget).
+        `python benchmarks/quality.py --family=vae --preset=fashion`;
+        README, "The VAE against the GAN".""",
+        run=dict(dataset="fashion_mnist", batch_size=64, num_steps=10_000),
+        model=dict(arch="conv", latent_dim=32,
+                   likelihood="discretized_logistic")),
+    "tiny": Preset(
+        doc="Test-sized networks: a few seconds a run; the samples mean "
+        "nothing.",
+        run=dict(batch_size=8, num_grid_samples=4),
+        model=dict(arch="mlp_tiny", latent_dim=4)),
+}
+
+FAMILY = Family(
+    name="vae",
+    config=VAEConfig,
+    init=init,
+    train_step=train_step,
+    predict={"preview": preview, "generate": generate, "latents": latents,
+             "decode": decode, "encode": encode, "reconstruct": reconstruct,
+             "elbo": elbo, "log_likelihood": log_likelihood,
+             "describe_data": describe_data},
+    describe_metrics=describe_metrics,
+    eval_metrics=("fd", "score", "elbo"),
+    run_defaults=dict(batch_size=128, num_steps=10 * EPOCH_OF_MNIST_AT_128),
+    presets=PRESETS,
+)

@@ -1,0 +1,146 @@
+"""What a model family is, as the training loop and the evaluators see it.
+
+A family (the GAN, the VAE, ...) is a module of pure functions over its own
+state pytree, bundled in a `Family`:
+
+    init(model_config, data_spec, key) -> state
+    train_step(state, batch) -> (state, metrics)        # jit + donate
+    predict["generate"](state, key, n) -> images        # and other names
+
+The state carries its static parts (networks, loss, optimizer, intervals) in
+a hashable non-pytree field, so every `train_step` has this one signature and
+jit needs no closures. Per-step randomness is `step_key(state.rng, step)`
+inside the step, so a resumed run replays an uninterrupted one.
+
+Named predict functions, all pure (images are float [N, H, W, C] in [-1, 1]):
+
+| name           | signature                                   | used by            |
+| -------------- | ------------------------------------------- | ------------------ |
+| preview        | (state, key, images) -> {name: images}      | the loop's grids   |
+| generate       | (state, key, n) -> images [n, H, W, C]      | sampling, FD       |
+| latents        | (state, key, n) -> z [n, latent_dim]        | interpolation      |
+| decode         | (state, z) -> images                        | interpolation      |
+| encode         | (state, images) -> z (posterior mean)       | interpolation      |
+| reconstruct    | (state, images) -> images                   | VAE grids          |
+| elbo           | (state, images, key) -> {elbo, recon, kl}   | evaluation ([N])   |
+| log_likelihood | (state, images, key, k) -> [N] IWAE bound   | evaluation (NLL)   |
+
+`preview` values are [N, H, W, C] (tiled in a square) or [R, C, H, W, Ch]
+(tiled as given). `describe_data(state, images uint8) -> dict` (host side)
+adds what an evaluation record must say about how the family saw the data.
+
+Nothing here imports a family: the loop (gan_jax/train.py) works from this.
+"""
+
+import dataclasses
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+import jax
+import numpy as np
+
+from gan_jax.errors import ConfigError
+
+Array = jax.Array
+Metrics = Dict[str, Array]
+PREDICT_NAMES = ("preview", "generate", "latents", "decode", "encode",
+                 "reconstruct", "elbo", "log_likelihood", "describe_data")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+  """What a family needs to know of the data to build its networks."""
+  image_shape: Tuple[int, int, int]  # (H, W, C)
+  num_classes: int = 0  # Distinct labels in the training data (0: none).
+
+  @classmethod
+  def of(cls, images: np.ndarray, labels: np.ndarray) -> "DataSpec":
+    """The spec of images uint8 [N, H, W, C] with int labels [N]."""
+    num_classes = int(labels.max()) + 1 if len(labels) and labels.min() >= 0 \
+        else 0
+    return cls(tuple(int(d) for d in images.shape[1:]), num_classes)
+
+  def to_dict(self) -> Dict[str, Any]:
+    return {"image_shape": list(self.image_shape),
+            "num_classes": self.num_classes}
+
+  @classmethod
+  def from_dict(cls, values: Dict[str, Any]) -> "DataSpec":
+    return cls(tuple(values["image_shape"]), values.get("num_classes", 0))
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+  """A named configuration: run and model settings that flags may override.
+
+  `doc` says the command, its runtime on named hardware and its result.
+  """
+  doc: str
+  run: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  model: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def describe_all(metrics: Mapping[str, float]) -> str:
+  """'name value  name value ...': the default console form of metrics."""
+  return "  ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items()))
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+  """A model family: its config, pure init and step, and named predictions.
+
+  Attributes:
+    name: what checkpoints record, e.g. "gan".
+    config: the frozen dataclass of the model's settings (gan_jax.config).
+    init: (model_config, DataSpec, key) -> state.
+    train_step: (state, batch) -> (state, metrics); batch is {"image": float
+      [B, H, W, C] in [-1, 1] (or [k, B, ...], see batches_per_step),
+      "label": int32 [B]}; metrics are float32 scalars.
+    predict: named pure functions (module docstring).
+    batches_per_step: model_config -> real batches one step consumes.
+    describe_metrics: metrics -> the console log line's middle part.
+    eval_metrics: what --eval_every computes (gan_jax.evaluator names).
+    run_defaults: RunConfig values the family's command line starts from.
+    presets: named configurations (--preset=NAME).
+  """
+  name: str
+  config: type
+  init: Callable[[Any, DataSpec, Array], Any]
+  train_step: Callable[[Any, Dict[str, Array]], Tuple[Any, Metrics]]
+  predict: Mapping[str, Callable[..., Any]]
+  batches_per_step: Callable[[Any], int] = lambda model_config: 1
+  describe_metrics: Callable[[Mapping[str, float]], str] = describe_all
+  eval_metrics: Tuple[str, ...] = ("fd", "score")
+  run_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  presets: Mapping[str, Preset] = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    unknown = set(self.predict) - set(PREDICT_NAMES)
+    if unknown:
+      raise ValueError(f"Family {self.name}: unknown predict names "
+                       f"{sorted(unknown)}; known: {PREDICT_NAMES}.")
+
+  def can(self, name: str) -> bool:
+    return name in self.predict
+
+  def get(self, name: str) -> Callable[..., Any]:
+    """The predict function `name`; ConfigError if the family has none."""
+    if name not in self.predict:
+      raise ConfigError(f"The {self.name} family cannot {name} (it offers "
+                        f"{', '.join(sorted(self.predict))}).")
+    return self.predict[name]
+
+  def preset(self, name: Optional[str]) -> Preset:
+    if not name:
+      return Preset(doc="")
+    if name not in self.presets:
+      raise ConfigError(f"--preset={name!r} is not one of "
+                        f"{', '.join(sorted(self.presets))}.")
+    return self.presets[name]
+
+
+def step_key(rng: Array, step: Array) -> Array:
+  """The PRNG key of one training step: fold_in(rng, step).
+
+  `rng` is raw key data (uint32 [2]), which checkpoints store as an array.
+  """
+  return jax.random.fold_in(jax.random.wrap_key_data(rng), step)

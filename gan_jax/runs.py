@@ -1,0 +1,117 @@
+"""Opening a saved run: its family, configs and state from a workdir.
+
+    run = runs.load("/tmp/mnist_vae")            # latest good checkpoint
+    images = sampling.sample(run.family, run.state, 64)
+    run = runs.load(workdir, "best")             # or a step number
+
+The family is the one the checkpoint records (gan_jax.families); a run of
+your own family, or one that used your own networks or loss, is opened by
+passing them: runs.load(workdir, family=my_family, model=my_model_config).
+"""
+
+import dataclasses
+import os
+from typing import Any, Optional, Union
+
+import jax
+from absl import logging
+import numpy as np
+
+from gan_jax import checkpoint, families, sampling
+from gan_jax.config import RunConfig, differences
+from gan_jax.errors import CheckpointError, ConfigError
+from gan_jax.family import Family
+
+Which = Union[int, str, None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """A restored checkpoint of a training run."""
+  family: Family
+  model: Any  # The family's model config.
+  run: RunConfig
+  record: checkpoint.RunRecord
+  step: int
+  state: Any
+
+
+def model_config(family: Family, record: checkpoint.RunRecord,
+                 model: Optional[Any] = None) -> Any:
+  """The model config of `record`; `model` if given (it must match)."""
+  if model is not None:
+    differing = differences(model.to_dict(), record.model)
+    if differing:
+      raise ConfigError("The model config passed differs from the run's: "
+                        f"{'; '.join(differing)}.")
+    return model
+  config = family.config.from_dict(record.model)
+  custom = config.custom_fields()
+  if custom:
+    raise ConfigError(
+        f"This run used parts passed in code ({', '.join(custom)}: "
+        f"{', '.join(str(record.model[c]) for c in custom)}); open it with "
+        "runs.load(workdir, model=<the same model config>).")
+  return config
+
+
+def _manager(workdir: str, which: Which):
+  if which == "best":
+    return checkpoint.best_manager(workdir, read_only=True)
+  directory = checkpoint.checkpoint_dir(workdir)
+  if not os.path.isdir(directory):
+    raise CheckpointError(f"No checkpoint in {directory}: train first, or "
+                          "check --workdir.")
+  return checkpoint.manager(workdir, max_to_keep=None, read_only=True)
+
+
+def load(workdir: str, which: Which = "latest", *,
+         family: Optional[Family] = None, model: Optional[Any] = None) -> Run:
+  """The run in `workdir` at checkpoint `which`: "latest" (or None), "best"
+  (kept by --eval_every) or a step number.
+
+  "latest" is the newest checkpoint that restores and matches its hash; a
+  corrupt newer one is skipped with a warning (and left where it is).
+  """
+  mngr = _manager(workdir, which)
+  try:
+    opened = {}
+
+    def target(record):
+      fam = family or families.get(record.family)
+      if fam.name != record.family:
+        raise ConfigError(f"{workdir} holds a {record.family} run, not "
+                          f"{fam.name}.")
+      config = model_config(fam, record, model)
+      opened.update(family=fam, model=config, record=record)
+      return fam.init(config, record.data_spec, jax.random.key(0))
+
+    if isinstance(which, int):
+      step, record = checkpoint.load_record(mngr, which)
+      state = checkpoint.restore(mngr, target(record), step)
+    else:
+      restored = checkpoint.restore_latest_good(mngr, target, set_aside=False)
+      if restored is None:
+        checkpoint.load_record(mngr)  # Raises "No checkpoint in ...".
+      step, state = restored
+  finally:
+    mngr.close()
+  return Run(opened["family"], opened["model"],
+             RunConfig.from_dict(opened["record"].run), opened["record"],
+             step, state)
+
+
+def sample_to_files(workdir: str, num_samples: int, output: str,
+                    grid: Optional[str] = None, step: Which = None,
+                    seed: int = 0) -> np.ndarray:
+  """Writes `num_samples` images of a run to `output` (.npz, key "images"),
+  and the first 64 as a PNG grid if `grid` is given."""
+  run = load(workdir, step)
+  images = sampling.sample(run.family, run.state, num_samples, seed=seed)
+  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+  np.savez_compressed(output, images=images)
+  if grid:
+    sampling.save_png(grid, sampling.image_grid(images[:64]))
+  logging.info("Wrote %d samples of step %d to %s.", num_samples, run.step,
+               output)
+  return images

@@ -1,0 +1,135 @@
+"""Regularisers: penalties by hand, eager and lazy updates, optimizer scaling."""
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gan_jax import regularizers, steps
+from gan_jax.families import gan
+from gan_jax.regularizers import Regularizer
+from gan_jax.state import create_state
+
+SHAPE = (4, 4, 1)
+
+
+class LinearD(nn.Module):
+  """D(x) = <k, x> + b: its input gradient is k for every image."""
+
+  @nn.compact
+  def __call__(self, x, train=True):
+    del train
+    return nn.Dense(1)(x.reshape(x.shape[0], -1))[:, 0]
+
+
+def _images(seed, n=6):
+  return jax.random.uniform(jax.random.key(seed), (n,) + SHAPE, minval=-1.0,
+                            maxval=1.0)
+
+
+def _state(*regs, lr=1e-2):
+  config = gan.GANConfig(arch="mlp_tiny", latent_dim=4, lr=lr,
+                         discriminator=LinearD(), d_regularizers=regs)
+  return create_state(config, SHAPE)
+
+
+def test_r1_and_r2_of_a_linear_discriminator():
+  state = _state()
+  kernel = state.d.params["Dense_0"]["kernel"]
+  discriminate = lambda x: state.d.apply_fn(state.d.variables(), x)
+  expected = float(jnp.sum(kernel ** 2))  # ||grad_x D||^2 = ||k||^2.
+  np.testing.assert_allclose(regularizers.r1_penalty(
+      discriminate, _images(0), _images(1), None), expected, rtol=1e-6)
+  np.testing.assert_allclose(regularizers.r2_penalty(
+      discriminate, _images(0), _images(1), None), expected, rtol=1e-6)
+  # The gamma convention: weight = gamma / 2.
+  assert regularizers.r1(gamma=10.0).weight == 5.0
+
+
+def test_lazy_scale_and_optimizer():
+  assert regularizers.lazy_scale([]) == 1.0
+  assert regularizers.lazy_scale([regularizers.r1(interval=1)]) == 1.0
+  assert regularizers.lazy_scale([regularizers.r1(interval=16)]) == 16 / 17
+  np.testing.assert_allclose(regularizers.lazy_scale(
+      [regularizers.r1(interval=4), regularizers.r2(interval=16)]),
+                             1 / (1 + 1 / 4 + 1 / 16))
+  # Adam with lr * c/(c+1) and betas ** (c/(c+1)), update for update.
+  ours = regularizers.adam(1e-3, 0.5, 0.99, [regularizers.r1(interval=4)])
+  reference = optax.adam(1e-3 * 0.8, b1=0.5 ** 0.8, b2=0.99 ** 0.8)
+  params = {"w": jnp.arange(3.0)}
+  grads = {"w": jnp.array([0.3, -1.0, 2.0])}
+  a, b = ours.init(params), reference.init(params)
+  for _ in range(3):
+    (ua, a), (ub, b) = ours.update(grads, a, params), reference.update(
+        grads, b, params)
+    np.testing.assert_allclose(ua["w"], ub["w"], rtol=1e-6)
+
+
+def _main_update_only(d_state):
+  """The same state without regularisers (same, scaled, optimizer)."""
+  game = dataclasses.replace(d_state.game, d_regularizers=())
+  return d_state.replace(game=game)
+
+
+def test_eager_regulariser_adds_its_weighted_penalty_to_the_loss():
+  reg = regularizers.r1(gamma=4.0)  # weight 2, every step
+  state = _state(reg)
+  real, fake, key = _images(0), _images(1), jax.random.key(0)
+  new, metrics = steps._update_discriminator(state.d, real, fake, key)  # pylint: disable=protected-access
+  plain, plain_metrics = steps._update_discriminator(  # pylint: disable=protected-access
+      _main_update_only(state.d), real, fake, key)
+  kernel = state.d.params["Dense_0"]["kernel"]
+  np.testing.assert_allclose(metrics["r1"], jnp.sum(kernel ** 2), rtol=1e-6)
+  np.testing.assert_allclose(metrics["d_loss"], plain_metrics["d_loss"]
+                             + 2.0 * metrics["r1"], rtol=1e-6)
+  assert not np.allclose(new.params["Dense_0"]["kernel"],
+                         plain.params["Dense_0"]["kernel"])
+
+
+def test_lazy_regulariser_is_a_separate_update_every_c_steps():
+  penalty = lambda d, real, fake, key: jnp.mean(d(real) ** 2)  # Drift.
+  reg = Regularizer("drift", penalty, weight=0.5, interval=3)
+  state = _state(reg)
+  real, fake, key = _images(0), _images(1), jax.random.key(0)
+  update = jax.jit(steps._update_discriminator)  # pylint: disable=protected-access
+  d_state, applied = state.d, []
+  for i in range(7):
+    main_only, _ = update(_main_update_only(d_state), real, fake, key)
+    new, metrics = update(d_state, real, fake, key)
+    assert np.isfinite(metrics["drift"])
+    due = i % 3 == 0
+    applied.append(bool(metrics["drift"] != 0.0))
+    if due:
+      # By hand: after the main update, one optimizer step on
+      # interval * weight * penalty at the new params.
+      def loss(params, s=main_only):
+        d = lambda x: s.apply_fn({"params": params}, x)
+        return 3 * 0.5 * penalty(d, real, fake, key)
+      grads = jax.grad(loss)(main_only.params)
+      updates, opt_state = main_only.tx.update(grads, main_only.opt_state,
+                                               main_only.params)
+      expected = optax.apply_updates(main_only.params, updates)
+      chex_close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5,
+                                                           atol=1e-7)
+      jax.tree.map(chex_close, new.params, expected)
+      jax.tree.map(chex_close, new.opt_state, opt_state)
+    else:
+      jax.tree.map(np.testing.assert_array_equal, new.params,
+                   main_only.params)
+    assert int(new.step) == i + 1  # Main updates only.
+    d_state = new
+  assert applied == [True, False, False, True, False, False, True]
+
+
+def test_regularised_train_step_keeps_finite_metrics_between_penalties():
+  state = _state(regularizers.r1(gamma=1.0, interval=2),
+                 regularizers.r2(gamma=1.0))
+  step = jax.jit(steps.train_step)
+  for i in range(3):
+    state, metrics = step(state, {"image": _images(i)})
+    assert all(np.isfinite(v) for v in metrics.values())
+    assert float(metrics["r2"]) > 0
+    assert (float(metrics["r1"]) > 0) == (i % 2 == 0)
