@@ -11,7 +11,7 @@ missing), so the times are training and evaluation only. Prints one JSON
 line: the family, configs, steps, wall time, FD, classifier score,
 precision, recall, and the evaluation protocol and its cost.
 
-Expected on the 2-core Xeon CPU (jax 0.10.2): README.md, "Evaluation" and
+Expected on a 2-core CPU (jax 0.10.2): README.md, "Evaluation" and
 "The VAE against the GAN".
 """
 

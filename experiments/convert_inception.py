@@ -13,8 +13,9 @@ import json
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from gan_jax import cli
 from gan_jax.errors import UserError
 from gan_jax.metrics import inception
 
@@ -39,4 +40,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

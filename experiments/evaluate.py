@@ -17,9 +17,9 @@ run's. The domain classifier is trained on first use (a few minutes on CPU).
 import json
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from gan_jax import evaluate, evaluator
+from gan_jax import cli, evaluate, evaluator
 from gan_jax.errors import UserError
 from gan_jax.metrics import evaluation, extractors
 
@@ -36,6 +36,9 @@ flags.DEFINE_string("dataset", None,
                     "default with --workdir: the run's.")
 flags.DEFINE_string("data_dir", None,
                     "IDX folder of the real data; default: the run's, or TFDS.")
+flags.DEFINE_string("tfds_data_dir", None,
+                    "TFDS's data folder; default: the run's, or "
+                    "~/tensorflow_datasets.")
 flags.DEFINE_string("reference_split", _DEFAULTS.reference_split,
                     "Real split to compare with.")
 flags.DEFINE_integer("num_real", None,
@@ -69,7 +72,7 @@ def main(argv):
     sys.exit(f"error: --checkpoint={which!r} must be latest, best or a step.")
   config = evaluator.EvalConfig(
       dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
-      reference_split=FLAGS.reference_split, num_real=FLAGS.num_real,
+      tfds_data_dir=FLAGS.tfds_data_dir, reference_split=FLAGS.reference_split, num_real=FLAGS.num_real,
       num_samples=FLAGS.num_samples, extractor=FLAGS.extractor,
       inception_weights=FLAGS.inception_weights,
       metrics=tuple(FLAGS.metrics) if FLAGS.metrics else None,
@@ -85,4 +88,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -13,9 +13,9 @@ decode latents (GAN, VAE).
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from gan_jax import interpolation
+from gan_jax import cli, interpolation
 from gan_jax.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -52,4 +52,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

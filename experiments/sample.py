@@ -9,9 +9,9 @@ family that can generate (GAN, VAE).
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from gan_jax import runs
+from gan_jax import cli, runs
 from gan_jax.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -35,4 +35,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

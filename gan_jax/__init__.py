@@ -37,3 +37,9 @@ def _tune_xla_cpu() -> None:
 
 
 _tune_xla_cpu()
+# TensorFlow (imported by TFDS and the summary writer) prints its oneDNN
+# notice at import whatever TF_CPP_MIN_LOG_LEVEL says, unless oneDNN's TF
+# kernels are off; TensorFlow only decodes dataset records here, so they do
+# not matter. Both can be overridden from the environment.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")

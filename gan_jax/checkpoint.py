@@ -21,6 +21,7 @@ import dataclasses
 import errno
 import os
 import re
+import shutil
 import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -124,20 +125,42 @@ def _write_error(directory, error: BaseException) -> Optional[CheckpointError]:
   cause = _os_error(error)
   if cause is None:
     return None
+  if cause[0] == errno.ENOENT and not os.path.isdir(directory):
+    return CheckpointError(
+        f"{directory} was deleted while the run was writing to it, so its "
+        "checkpoints are gone; rerun to start again from step 0, or restore "
+        "the folder from a backup first.")
   return CheckpointError(
       f"Cannot write checkpoints to {directory}: {cause[1]}. " + _FIX)
 
 
+# Orbax writes each checkpoint under this suffix and renames it when done.
+_TMP_SUFFIX = ".orbax-checkpoint-tmp"
+
+
+def _remove_unfinished(directory) -> None:
+  """Deletes half-written step folders (never a finished checkpoint), so a
+  failed write leaves nothing behind and frees its space at once."""
+  try:
+    names = os.listdir(directory)
+  except OSError:
+    return
+  for name in names:
+    if name.endswith(_TMP_SUFFIX):
+      shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+
+
 @contextlib.contextmanager
 def _write_errors_as_checkpoint_errors(directory):
-  """Raises OS-level write failures inside the block as `_write_error`s;
-  other errors pass unchanged."""
+  """Raises OS-level write failures inside the block as `_write_error`s,
+  after removing what the failed write left; other errors pass unchanged."""
   try:
     yield
   except Exception as e:  # pylint: disable=broad-except
     error = _write_error(directory, e)
     if error is None:
       raise
+    _remove_unfinished(directory)
     raise error from e
 
 
@@ -148,7 +171,9 @@ def manager(workdir: str, max_to_keep: Optional[int] = 3,
   keeping the last `max_to_keep` steps."""
   directory = checkpoint_dir(workdir, kind)
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=max_to_keep, create=not read_only, read_only=read_only)
+      max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
+      # What an earlier run's failed or killed write left behind.
+      cleanup_tmp_directories=not read_only)
   if os.path.exists(directory) and not os.path.isdir(directory):
     raise CheckpointError(f"{directory} is a file, not a folder: move it "
                           "away, or choose another --workdir.")

@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 
 from absl import app, flags
 
-from gan_jax import parallel, train
+from gan_jax import console, parallel, train
 from gan_jax.config import GROUPS, RunConfig, field_types
 from gan_jax.errors import Preempted, UserError
 from gan_jax.family import Family
@@ -124,17 +124,24 @@ def grouped_help() -> str:
 
 
 def run(main: Callable) -> None:
-  """absl's app.run, with `--help` listing the flags by topic."""
+  """absl's app.run, with the libraries' log chatter filtered, and `--help`
+  listing the flags defined here by topic."""
+
+  def main_with_quiet_logs(argv):
+    console.quiet_library_logs()
+    return main(argv)
 
   def parse(argv):
-    if any(a in ("--help", "-h", "-?", "--helpshort") for a in argv[1:]):
+    grouped = any(_FLAGS_BY_GROUP.values())  # Else absl's own --help.
+    if grouped and any(a in ("--help", "-h", "-?", "--helpshort")
+                       for a in argv[1:]):
       doc = sys.modules["__main__"].__doc__ or ""
       print(doc.strip() + "\n" + grouped_help()
             + "\n\nAll flags, absl's and JAX's included: --helpfull")
       sys.exit(0)
     return app.parse_flags_with_usage(argv)
 
-  app.run(main, flags_parser=parse)
+  app.run(main_with_quiet_logs, flags_parser=parse)
 
 
 def training_main(family: Family) -> Callable:
@@ -156,6 +163,11 @@ def training_main(family: Family) -> Callable:
       sys.exit(f"error: {e}")
     except Preempted as e:
       print(e, file=sys.stderr)
-      sys.exit(128 + signal.SIGTERM)  # The conventional "killed by SIGTERM".
+      sys.exit(128 + e.signum)  # The conventional "killed by <signal>".
+    except KeyboardInterrupt:
+      print(f"Interrupted by a second Ctrl-C; the checkpoints saved in "
+            f"{FLAGS.workdir} are kept. Rerun the same command to resume.",
+            file=sys.stderr)
+      sys.exit(128 + signal.SIGINT)
 
   return main

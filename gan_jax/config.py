@@ -31,6 +31,8 @@ from gan_jax.errors import ConfigError
 GROUPS = ("data", "model", "optimisation", "schedule", "bookkeeping",
           "evaluation", "multi-host")
 CUSTOM = "custom:"  # Prefix of the JSON description of a non-JSON value.
+# Larger latents are a typo, not a model: refused before memory runs out.
+MAX_LATENT_DIM = 65_536
 
 
 def setting(default: Any, help: str, *, group: str,  # pylint: disable=redefined-builtin
@@ -145,6 +147,12 @@ class Config:
         raise ConfigError(f"--{name} must be positive and finite, got "
                           f"{value!r}.")
 
+  def at_most(self, limit: int, *names: str) -> None:
+    for name in names:
+      if getattr(self, name) > limit:
+        raise ConfigError(f"--{name} must be at most {limit}, got "
+                          f"{getattr(self, name)!r}.")
+
   def in_unit_interval(self, *names: str) -> None:
     for name in names:
       value = getattr(self, name)
@@ -170,6 +178,10 @@ class RunConfig(Config):
   data_dir: Optional[str] = setting(
       None, "Folder of MNIST-format IDX files to use instead of downloading "
       "--dataset with TFDS.", group="data")
+  tfds_data_dir: Optional[str] = setting(
+      None, "Where TFDS keeps prepared datasets (default "
+      "~/tensorflow_datasets). Offline, put files you downloaded in its "
+      "downloads/manual/ folder.", group="data")
   split: str = setting("train", "Split to train on.", group="data")
 
   batch_size: int = setting(64, "Global batch size (all devices).",
@@ -214,13 +226,16 @@ class RunConfig(Config):
       "num_steps", "log_every", "sample_every", "checkpoint_every",
       "keep_checkpoints", "num_grid_samples", "on_nan", "eval_every",
       "eval_num_samples", "eval_split", "eval_extractor", "inception_weights",
-      "data_dir"})
+      "data_dir", "tfds_data_dir"})
 
   def validate(self) -> "RunConfig":
     """Raises ConfigError naming the offending field (= flag) and the fix."""
     self.positive("batch_size", "num_steps", "log_every", "sample_every",
                   "checkpoint_every", "keep_checkpoints", "num_grid_samples")
     self.check_choices()
+    if not 0 <= self.seed < 2 ** 32:
+      # Larger seeds wrap around to the keys of smaller ones.
+      raise ConfigError(f"--seed must be in [0, 2**32), got {self.seed!r}.")
     if self.eval_every < 0:
       raise ConfigError(f"--eval_every must be >= 0 (0: no evaluation), got "
                         f"{self.eval_every!r}.")

@@ -14,14 +14,18 @@ fixed-size batches of float32 images in [-1, 1], and `prefetch(...)` moves them
 to the devices on a background thread so the step never waits for the host.
 """
 
+import difflib
 import gzip
 import os
 import queue
+import socket
+import textwrap
 import threading
 from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional
 
 import numpy as np
 
+from gan_jax import data_identity
 from gan_jax.errors import DataError
 
 OFFLINE_HINT = (
@@ -100,8 +104,12 @@ def _find_idx(data_dir: str, split: str, kind: str) -> str:
 
 def load_idx_dir(data_dir: str, split: str = "train") -> Dataset:
   """Loads MNIST-format IDX images [N, H, W] and labels [N] from a folder."""
-  images = read_idx(_find_idx(data_dir, split, "images"))
+  images_file = _find_idx(data_dir, split, "images")
+  images = read_idx(images_file)
   labels = read_idx(_find_idx(data_dir, split, "labels"))
+  if images.ndim and not len(images):
+    raise DataError(f"{images_file} holds 0 images: point --data_dir at a "
+                    "folder with data, or download the file again.")
   if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
     raise DataError(
         f"IDX files in {data_dir} disagree: images {images.shape} and labels "
@@ -112,28 +120,75 @@ def load_idx_dir(data_dir: str, split: str = "train") -> Dataset:
 
 # --- TFDS --------------------------------------------------------------------
 
+# Where TFDS downloads prepared datasets from first; unreachable means offline.
+TFDS_HOST = "storage.googleapis.com"
 # TFDS datasets whose images hold 0/1 rather than 0..255: the fixed
 # binarisation of MNIST (Larochelle & Murray 2011), unlabelled.
 BINARY_DATASETS = frozenset({"binarized_mnist"})
 
 
-def load_tfds(name: str, split: str = "train") -> Dataset:
-  """Loads a TFDS image dataset whole into memory (downloading if needed)."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+def _reachable(host: str, port: int = 443, timeout: float = 3.0):
+  """None if a TCP connection to host:port opens within `timeout`, else the
+  reason it did not."""
   try:
-    builder = tfds.builder(name)
+    socket.create_connection((host, port), timeout=timeout).close()
+    return None
+  except OSError as e:
+    return f"{type(e).__name__}: {e}"
+
+
+def _first_words(text: str, limit: int = 600) -> str:
+  """`text` on one line, shortened at a word boundary."""
+  return textwrap.shorten(" ".join(text.split()), width=limit,
+                          placeholder=" [...]")
+
+
+def load_tfds(name: str, split: str = "train",
+              tfds_data_dir: Optional[str] = None) -> Dataset:
+  """Loads a TFDS image dataset whole into memory (downloading if needed).
+
+  `tfds_data_dir` is where TFDS keeps prepared datasets (default
+  ~/tensorflow_datasets); files downloaded by hand go in its
+  downloads/manual/ folder, under the names TFDS downloads them as, and are
+  checked against TFDS's checksums. Offline, with nothing prepared or
+  placed there, it fails in seconds rather than after TFDS's retries.
+  """
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError as e:  # The light install: IDX folders only.
+    raise DataError(
+        f"--dataset={name} needs TFDS, which this install lacks: pip install "
+        f"'gan_jax[tfds]' (TensorFlow Datasets and TensorFlow). {OFFLINE_HINT}"
+    ) from e
+  tfds.disable_progress_bar()  # Progress bars would flood a log file.
+  try:
+    builder = tfds.builder(name, data_dir=tfds_data_dir)
   except Exception as e:  # pylint: disable=broad-except
-    raise DataError(f"--dataset={name!r} is not a TFDS dataset ({e}).") from e
+    close = difflib.get_close_matches(name, tfds.list_builders(), n=3)
+    hint = (f"did you mean {' or '.join(close)}?" if close else
+            "see https://www.tensorflow.org/datasets/catalog for the names.")
+    raise DataError(f"--dataset={name!r} is not a TFDS dataset; {hint}") from e
+  manual_dir = os.path.join(builder.data_dir_root, "downloads", "manual")
+  if not builder.is_prepared():
+    has_manual_files = os.path.isdir(manual_dir) and os.listdir(manual_dir)
+    problem = None if has_manual_files else _reachable(TFDS_HOST)
+    if problem:
+      raise DataError(
+          f"TFDS has not prepared {name!r} in {builder.data_dir_root} and "
+          f"cannot download it: {TFDS_HOST} is unreachable ({problem}). "
+          f"{OFFLINE_HINT} Or put the files you downloaded in {manual_dir} "
+          "(see --tfds_data_dir).")
   try:
     builder.download_and_prepare()
   except Exception as e:  # pylint: disable=broad-except
     raise DataError(
-        f"TFDS could not download or prepare {name!r} "
-        f"({type(e).__name__}: {str(e)[:200]}). {OFFLINE_HINT}") from e
+        f"TFDS could not download or prepare {name!r} ({type(e).__name__}: "
+        f"{_first_words(str(e))}) {OFFLINE_HINT}") from e
   try:
     examples = builder.as_dataset(split=split, shuffle_files=False)
   except Exception as e:  # pylint: disable=broad-except
-    raise DataError(f"--split={split!r} of {name!r}: {e}") from e
+    raise DataError(f"--split={split!r} of {name!r}: "
+                    f"{_first_words(str(e))}") from e
   images, labels = [], []
   for chunk in tfds.as_numpy(examples.batch(4096)):
     images.append(chunk["image"])
@@ -146,11 +201,20 @@ def load_tfds(name: str, split: str = "train") -> Dataset:
                  np.concatenate(labels).astype(np.int32))
 
 
-def load(dataset: str, split: str = "train",
-         data_dir: Optional[str] = None) -> Dataset:
-  """An IDX folder if `data_dir` is given, else the TFDS dataset `dataset`."""
-  return load_idx_dir(data_dir, split) if data_dir else load_tfds(dataset,
-                                                                  split)
+def load(dataset: str, split: str = "train", data_dir: Optional[str] = None,
+         tfds_data_dir: Optional[str] = None) -> Dataset:
+  """An IDX folder if `data_dir` is given, else the TFDS dataset `dataset`
+  (prepared in `tfds_data_dir`, default ~/tensorflow_datasets).
+
+  `dataset` names the data in `data_dir` too: files recognised by content as
+  another dataset (`data_identity.KNOWN_SPLITS`) are a DataError.
+  """
+  if data_dir:
+    loaded = load_idx_dir(data_dir, split)
+    data_identity.check_name(dataset, split, data_identity.identify(
+        loaded.images, loaded.labels), data_dir)
+    return loaded
+  return load_tfds(dataset, split, tfds_data_dir)
 
 
 # --- Batching ----------------------------------------------------------------

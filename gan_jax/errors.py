@@ -25,7 +25,12 @@ class CheckpointError(UserError, OSError):
 
 
 class Preempted(Exception):
-  """Training stopped on SIGTERM after saving a checkpoint; rerun to resume."""
+  """Training stopped on SIGTERM or Ctrl-C after saving a checkpoint; rerun
+  to resume. `signum` is the signal's number."""
+
+  def __init__(self, message: str, signum: int = 15):
+    super().__init__(message)
+    self.signum = signum
 
 
 class DivergenceError(UserError, FloatingPointError):

@@ -13,6 +13,7 @@ training loop uses for --eval_every.
 import dataclasses
 import json
 import os
+import zipfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from absl import logging
@@ -30,23 +31,34 @@ def evaluate_checkpoint(config: EvalConfig, workdir: str,
                         ) -> Tuple[Records, int]:
   """Scores checkpoint `which` ("latest", "best" or a step) of a run.
 
-  The dataset and data_dir default to the run's own. Returns the records and
+  The dataset, data_dir and tfds_data_dir default to the run's own. Returns
+  the records, which name the content hash of the run's training data, and
   the checkpoint's step.
   """
   run = runs.load(workdir, which)
   config = dataclasses.replace(
       config, dataset=config.dataset or run.run.dataset,
-      data_dir=config.data_dir or run.run.data_dir)
+      data_dir=config.data_dir or run.run.data_dir,
+      tfds_data_dir=config.tfds_data_dir or run.run.tfds_data_dir)
   records = Evaluator(config, run.family).generated(
       run.state, family=run.family.name, source=os.path.abspath(workdir),
-      checkpoint=str(which), step=run.step)
+      checkpoint=str(which), step=run.step,
+      train_data_sha256=run.record.data_sha256)
   return records, run.step
 
 
 def load_samples(path: str) -> np.ndarray:
-  """The images of an .npz: key "images" (or its only array), [N, H, W, C]."""
+  """The images of an .npz: key "images" (or its only array), [N, H, W, C]
+  with N >= 2, uint8 (or integers in [0, 255], or float in [-1, 1])."""
+  if not os.path.isfile(path):
+    raise DataError(f"--samples={path}: no such file.")
+  if not zipfile.is_zipfile(path):
+    with open(path, "rb") as f:
+      start = f.read(16)
+    raise DataError(f"--samples={path} is not an .npz file (a zip of .npy "
+                    f"arrays, as np.savez writes); it starts with {start!r}.")
   try:
-    with np.load(path) as saved:
+    with np.load(path, allow_pickle=False) as saved:
       keys = list(saved.keys())
       key = "images" if "images" in keys else (keys[0] if len(keys) == 1
                                                else None)
@@ -54,7 +66,7 @@ def load_samples(path: str) -> np.ndarray:
         raise DataError(f"--samples={path} holds {', '.join(keys)}; name the "
                         "image array `images`.")
       images = saved[key]
-  except (OSError, ValueError) as e:
+  except (OSError, ValueError, zipfile.BadZipFile) as e:
     raise DataError(f"--samples={path} is not a readable .npz file "
                     f"({type(e).__name__}: {e}).") from e
   if images.ndim == 3:
@@ -62,10 +74,22 @@ def load_samples(path: str) -> np.ndarray:
   if images.ndim != 4 or images.shape[-1] not in (1, 3):
     raise DataError(f"--samples={path}: images must be [N, H, W, C] with 1 or "
                     f"3 channels, got shape {images.shape}.")
-  if images.dtype != np.uint8 and (images.min() < -1 or images.max() > 1):
-    raise DataError(f"--samples={path}: float images must lie in [-1, 1] "
-                    f"(got [{images.min():.3g}, {images.max():.3g}]); save "
-                    "uint8 [0, 255] instead.")
+  if len(images) < 2:
+    raise DataError(f"--samples={path} holds {len(images)} image(s); the "
+                    "metrics need at least 2 (10,000 for comparable FDs).")
+  if np.issubdtype(images.dtype, np.integer) and images.dtype != np.uint8:
+    if images.min() < 0 or images.max() > 255:
+      raise DataError(f"--samples={path}: {images.dtype} images must lie in "
+                      f"[0, 255] (got [{images.min()}, {images.max()}]).")
+    images = images.astype(np.uint8)
+  elif not np.issubdtype(images.dtype, np.integer):
+    if not np.issubdtype(images.dtype, np.floating):
+      raise DataError(f"--samples={path}: images are {images.dtype}; save "
+                      "uint8 [0, 255] or float [-1, 1].")
+    if images.min() < -1 or images.max() > 1:
+      raise DataError(f"--samples={path}: float images must lie in [-1, 1] "
+                      f"(got [{images.min():.3g}, {images.max():.3g}]); save "
+                      "uint8 [0, 255] instead.")
   return images
 
 

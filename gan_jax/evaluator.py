@@ -42,6 +42,7 @@ class EvalConfig:
   """What to compare against, through which network, with which metrics."""
   dataset: Optional[str] = None  # Names the real data and its classifier.
   data_dir: Optional[str] = None  # IDX folder of that dataset (offline).
+  tfds_data_dir: Optional[str] = None  # TFDS's folder; None: its default.
   reference_split: str = "test"
   num_real: Optional[int] = None  # First N images of the split; None: all.
   num_samples: int = 10_000  # Generated images per evaluation.
@@ -59,7 +60,7 @@ class EvalConfig:
     """The evaluation settings of a training run's RunConfig (--eval_*)."""
     return cls(**{**dict(
         dataset=run.dataset, data_dir=run.data_dir,
-        reference_split=run.eval_split, num_samples=run.eval_num_samples,
+        tfds_data_dir=run.tfds_data_dir, reference_split=run.eval_split, num_samples=run.eval_num_samples,
         extractor=run.eval_extractor,
         inception_weights=run.inception_weights), **changes})
 
@@ -116,13 +117,15 @@ class Evaluator:
     if self.sample_metrics and family is not None:
       family.get("generate")
     self.real = evaluation.real_images(config.dataset, config.reference_split,
-                                       config.data_dir, config.num_real)
+                                       config.data_dir, config.num_real,
+                                       config.tfds_data_dir)
     self.extractor = self.reference = None
     if self.sample_metrics:
       self.extractor = extractors.create(
           config.extractor, dataset=config.dataset, data_dir=config.data_dir,
           classifier_root=config.classifier_root,
-          inception_weights=config.inception_weights)
+          inception_weights=config.inception_weights,
+          tfds_data_dir=config.tfds_data_dir)
       self.reference = evaluation.real_reference(
           self.extractor, config.dataset, config.reference_split,
           config.data_dir, config.num_real, config.cache_dir, real=self.real)

@@ -95,7 +95,8 @@ def interpolation_grid(workdir: str, output: str, *, mode: str = "slerp",
     images = interpolate(run.family, run.state, start, end, steps, mode)
   elif between == "images":
     run.family.get("encode")
-    real = data.load(run.run.dataset, split, data_dir or run.run.data_dir)
+    real = data.load(run.run.dataset, split, data_dir or run.run.data_dir,
+                     run.run.tfds_data_dir)
     if len(real) < 2 * rows:
       raise ConfigError(f"--rows={rows} needs {2 * rows} images; the {split} "
                         f"split has {len(real)}.")

@@ -19,7 +19,7 @@ import numpy as np
 
 from gan_jax import checkpoint, families, sampling
 from gan_jax.config import RunConfig, differences
-from gan_jax.errors import CheckpointError, ConfigError
+from gan_jax.errors import CheckpointError, ConfigError, WorkdirError
 from gan_jax.family import Family
 
 Which = Union[int, str, None]
@@ -87,6 +87,10 @@ def load(workdir: str, which: Which = "latest", *,
       return fam.init(config, record.data_spec, jax.random.key(0))
 
     if isinstance(which, int):
+      if which not in mngr.all_steps():
+        raise CheckpointError(
+            f"No checkpoint of step {which} in {mngr.directory}; it has "
+            f"steps {', '.join(map(str, mngr.all_steps())) or 'none'}.")
       step, record = checkpoint.load_record(mngr, which)
       state = checkpoint.restore(mngr, target(record), step)
     else:
@@ -101,15 +105,34 @@ def load(workdir: str, which: Which = "latest", *,
              step, state)
 
 
+def _writable(path: str, flag: str) -> None:
+  """UserError now, rather than after sampling, if `path` can't be written."""
+  try:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(f"{path}.tmp-{os.getpid()}", "wb"):
+      pass
+    os.remove(f"{path}.tmp-{os.getpid()}")
+  except OSError as e:
+    raise WorkdirError(f"{flag}={path} cannot be written ({e.strerror}); "
+                       "choose another path.") from e
+
+
 def sample_to_files(workdir: str, num_samples: int, output: str,
                     grid: Optional[str] = None, step: Which = None,
                     seed: int = 0) -> np.ndarray:
   """Writes `num_samples` images of a run to `output` (.npz, key "images"),
   and the first 64 as a PNG grid if `grid` is given."""
+  if not output.endswith(".npz"):
+    raise ConfigError(f"--output={output} must end in .npz (numpy would "
+                      "append it and write another file than the one named).")
+  _writable(output, "--output")
+  if grid:
+    _writable(grid, "--grid")
   run = load(workdir, step)
   images = sampling.sample(run.family, run.state, num_samples, seed=seed)
-  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-  np.savez_compressed(output, images=images)
+  tmp = f"{output}.tmp-{os.getpid()}.npz"
+  np.savez_compressed(tmp, images=images)
+  os.replace(tmp, output)
   if grid:
     sampling.save_png(grid, sampling.image_grid(images[:64]))
   logging.info("Wrote %d samples of step %d to %s.", num_samples, run.step,

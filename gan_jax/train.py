@@ -40,14 +40,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
-from clu import metric_writers
 
-from gan_jax import checkpoint, data, hashing, parallel, sampling
+from gan_jax import (checkpoint, console, data, data_identity, hashing, parallel,
+                     sampling, summaries)
 from gan_jax.config import RunConfig, differences
 from gan_jax.errors import (ConfigError, DivergenceError, Preempted,
                             WorkdirError)
 from gan_jax.evaluator import EvalConfig, Evaluator
 from gan_jax.family import DataSpec, Family
+from gan_jax.lock import WorkdirLock
 from gan_jax.metrics import evaluation
 from gan_jax.preemption import Preemption
 
@@ -57,18 +58,10 @@ _RESTART_SALT = 0x5EED
 MAX_NAN_RESTORES = 3
 
 
-def _quiet_orbax_info_logs() -> None:
-  """Orbax logs dozens of INFO lines per save; keep its warnings only."""
-  logger = logging.get_absl_logger()
-  if not any(getattr(f, "is_gan_jax_filter", False) for f in logger.filters):
-    def keep(record):
-      return record.levelno >= logging.converter.STANDARD_WARNING or (
-          f"{os.sep}orbax{os.sep}" not in record.pathname)
-    keep.is_gan_jax_filter = True
-    logger.addFilter(keep)
-
-
 def _prepare_workdir(workdir: str) -> None:
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise WorkdirError(f"--workdir={workdir} is a file, not a folder; choose "
+                       "another --workdir.")
   try:
     os.makedirs(workdir, exist_ok=True)
     # A unique name: every process of a multi-host run probes the same dir.
@@ -105,8 +98,12 @@ def _scalar_hparams(*configs) -> Dict[str, Any]:
 
 def run_record(family: Family, model, run: RunConfig, data_spec: DataSpec,
                data_sha256: str) -> checkpoint.RunRecord:
-  return checkpoint.RunRecord(family.name, run.to_dict(), model.to_dict(),
-                              data_spec, data_sha256)
+  """The record saved with each checkpoint; names the data only if its
+  content is a known split (`data_identity.KNOWN_SPLITS`)."""
+  known_as = data_identity.KNOWN_SPLITS.get(data_sha256)
+  return checkpoint.RunRecord(
+      family.name, run.to_dict(), model.to_dict(), data_spec, data_sha256,
+      extra={"data_known_as": "/".join(known_as) if known_as else None})
 
 
 def _resume_check(current: checkpoint.RunRecord, workdir: str
@@ -153,10 +150,37 @@ def _restore_if_present(mngr, state: State, check) -> State:
   """
   restored = checkpoint.restore_latest_good(mngr, lambda record: state, check)
   if restored is None:
+    _warn_if_started_before(os.path.dirname(str(mngr.directory)))
     return state
   saved_step, state = restored
   logging.info("Resuming from the checkpoint at step %d.", saved_step)
   return state
+
+
+def _warn_if_started_before(workdir: str) -> None:
+  """A workdir with preview grids but no checkpoint lost its checkpoints."""
+  samples = os.path.join(workdir, "samples")
+  grids = sorted(os.listdir(samples)) if os.path.isdir(samples) else []
+  if grids:
+    logging.warning(
+        "%s has no checkpoint, yet preview grids up to %s from an earlier "
+        "run: its checkpoints were deleted or moved. Starting from step 0; "
+        "stop now (Ctrl-C) and put them back in %s to resume instead.",
+        workdir, grids[-1], checkpoint.checkpoint_dir(workdir))
+
+
+def _reopen_if_deleted(mngr, workdir: str, keep: int, step: int):
+  """`mngr`, or a new manager if its folder was deleted during the run, so
+  the state of `step` is still saved."""
+  if os.path.isdir(str(mngr.directory)):
+    return mngr
+  logging.warning("%s was deleted during the run, with its checkpoints; "
+                  "saving step %d in a new one.", mngr.directory, step)
+  try:
+    mngr.close()
+  except Exception:  # pylint: disable=broad-except
+    pass  # Its pending writes went with the folder.
+  return checkpoint.manager(workdir, keep)
 
 
 def _restart_after_divergence(mngr, fresh_state: State, check, sharding,
@@ -186,9 +210,32 @@ def _write_previews(writer, workdir: str, step: int, previews) -> None:
   for name, images in previews.items():
     grid = sampling.image_grid(sampling.to_uint8(_host_value(images)))
     prefix = "" if name == "samples" else f"{name}_"
-    sampling.save_png(os.path.join(workdir, "samples",
-                                   f"{prefix}step_{step:07d}.png"), grid)
+    path = os.path.join(workdir, "samples", f"{prefix}step_{step:07d}.png")
+    try:
+      sampling.save_png(path, grid)
+    except OSError as e:
+      raise WorkdirError(f"Cannot write {path} ({e.strerror or e}). Free "
+                         "disk space, or choose another --workdir; its "
+                         "checkpoints are kept.") from e
     writer.write_images(step, {name: grid[None]})
+
+
+def _log_done(family: Family, workdir: str, start_step: int, done: int,
+              summary: Dict[str, float], seconds: float) -> None:
+  """The end of a run: what happened, where it is, what to run next."""
+  lines = [f"Done: step {done} ({done - start_step} steps in "
+           f"{_format_eta(seconds)} this run)."]
+  if summary:
+    lines.append(f"  Last metrics: {family.describe_metrics(summary)}")
+  lines += [f"  Checkpoints: {checkpoint.checkpoint_dir(workdir)}",
+            f"  Grids: {os.path.join(workdir, 'samples')}",
+            f"  TensorBoard: tensorboard --logdir={workdir}"]
+  if family.can("generate"):
+    lines.append(f"  Sample: python -m experiments.sample --workdir={workdir}"
+                 " --output=samples.npz --grid=samples.png")
+  lines.append(f"  Evaluate: python -m experiments.evaluate "
+               f"--workdir={workdir}")
+  logging.info("\n".join(lines))
 
 
 def _fd_protocol(records) -> tuple:
@@ -249,24 +296,28 @@ def train_and_evaluate(family: Family, model: Any, run: RunConfig,
                        workdir: str) -> State:
   """Trains (or resumes) `family`'s `model` as `run` says, in `workdir`.
 
-  Returns the final state. On SIGTERM (preemption) it finishes the current
-  step, saves and waits for a checkpoint, and raises `errors.Preempted`;
-  rerunning resumes from there.
+  Returns the final state. On SIGTERM (preemption) or Ctrl-C it finishes
+  the current step, saves and waits for a checkpoint, and raises
+  `errors.Preempted`; rerunning resumes from there.
   """
   preemption = Preemption()  # From the start: a TERM in set-up counts too.
+  lock = WorkdirLock(workdir)
   try:
-    return _train(family, model, run, workdir, preemption)
+    return _train(family, model, run, workdir, preemption, lock)
   finally:
+    lock.release()
     preemption.restore()
 
 
 def _train(family: Family, model: Any, run: RunConfig, workdir: str,
-           preemption: Preemption) -> State:
+           preemption: Preemption, lock: WorkdirLock) -> State:
   run.validate()
   model.validate()
-  _quiet_orbax_info_logs()
+  console.quiet_library_logs()
   _prepare_workdir(workdir)
-  dataset = data.load(run.dataset, run.split, run.data_dir)
+  if jax.process_index() == 0:  # The processes of one run share the workdir.
+    lock.acquire()
+  dataset = data.load(run.dataset, run.split, run.data_dir, run.tfds_data_dir)
   data_spec = DataSpec.of(dataset.images, dataset.labels)
   logging.info("Data: %d images of shape %s from %s.", len(dataset),
                data_spec.image_shape, run.data_dir or f"TFDS {run.dataset}")
@@ -290,12 +341,17 @@ def _train(family: Family, model: Any, run: RunConfig, workdir: str,
   mngr = checkpoint.manager(workdir, run.keep_checkpoints)
   state = _restore_if_present(mngr, fresh_state(), check)
   start_step = int(_host_value(state.step))
+  if start_step > run.num_steps:
+    raise ConfigError(
+        f"--num_steps={run.num_steps} is below step {start_step}, where the "
+        f"run in --workdir={workdir} is: raise it to continue that run, or "
+        "use a new --workdir.")
   last_saved = f"step {start_step}" if start_step else "none yet"
 
   is_chief = jax.process_index() == 0
   # TensorBoard events from process 0 only; the log line is the console.
-  writer = (metric_writers.AsyncWriter(metric_writers.SummaryWriter(workdir))
-            if is_chief else metric_writers.MultiWriter([]))
+  writer = (summaries.SummaryWriter(workdir) if is_chief
+            else summaries.NullWriter())
   if start_step == 0:
     writer.write_hparams(_scalar_hparams(run, model))
 
@@ -324,11 +380,20 @@ def _train(family: Family, model: Any, run: RunConfig, workdir: str,
   batches = batches_from(start_step)
   history = []
   timer_step, timer_start = start_step, time.perf_counter()
+  run_start = time.perf_counter()
   nan_restores = 0
   done = start_step
+  last_metrics = {}
+  if done < run.num_steps:
+    logging.info("Compiling the %s step; the first step waits for it.",
+                 family.name)
   try:
     while done < run.num_steps:
       state, metrics = train_step(state, next(batches))
+      if done == start_step:
+        jax.block_until_ready(metrics)  # Once: to say when compiling ended.
+        logging.info("Compiled; the first step took %.1f s. Training.",
+                     time.perf_counter() - run_start)
       history.append(metrics)
       done += 1
       stopping = preemption.reached(done)
@@ -358,6 +423,7 @@ def _train(family: Family, model: Any, run: RunConfig, workdir: str,
           timer_step, timer_start = done, time.perf_counter()
           continue
         described = family.describe_metrics(summary)
+        last_metrics = dict(summary)
         now = time.perf_counter()
         summary["steps_per_sec"] = (done - timer_step) / (now - timer_start)
         summary["images_per_sec"] = summary["steps_per_sec"] * run.batch_size
@@ -374,12 +440,17 @@ def _train(family: Family, model: Any, run: RunConfig, workdir: str,
       if evaluation_hook and (done % run.eval_every == 0 or is_last):
         evaluation_hook(state, record, writer)
       if save_now:
+        mngr = _reopen_if_deleted(mngr, workdir, run.keep_checkpoints, done)
         checkpoint.save(mngr, state, record)
         last_saved = f"step {done}"
       if stopping:  # The `finally` below waits for the save to complete.
         raise Preempted(
-            f"Stopped by SIGTERM after step {done}; the checkpoint of that "
-            f"step is saved in {workdir}. Rerun the same command to resume.")
+            f"Stopped by {preemption.reason} after step {done}; the "
+            f"checkpoint of that step is saved in {workdir}. Rerun the same "
+            "command to resume.", preemption.signum)
+    if is_chief:
+      _log_done(family, workdir, start_step, done, last_metrics,
+                time.perf_counter() - run_start)
   finally:
     # Also on errors: finish pending saves so the last good step survives.
     # CheckpointError here if a pending save could not be written.

@@ -17,6 +17,16 @@ from gan_jax.family import Family
 from gan_jax.families import gan
 
 
+@pytest.fixture(autouse=True)
+def hermetic(monkeypatch, tmp_path):
+  """Each test has its own cache (classifiers, reference features; inherited
+  by the commands it runs), and TFDS's reachability probe answers
+  "reachable" without opening a socket (the offline test overrides it)."""
+  from gan_jax import data  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path / "gan_jax_cache"))
+  monkeypatch.setattr(data, "_reachable", lambda *args, **kwargs: None)
+
+
 def write_idx(path, array):
   """Writes `array` (uint8) as an IDX file, gzipped if path ends in .gz."""
   array = np.asarray(array, np.uint8)
@@ -38,15 +48,33 @@ def make_digits(n, seed=0):
 
 
 @pytest.fixture
-def idx_dir(tmp_path):
+def make_idx_dir(tmp_path):
+  """make_idx_dir(seed=0, invert=False) -> a new folder with train (96
+  images) and test (32) splits in IDX format; `invert` flips the pixels, so
+  the content differs from the default's."""
+  made = []
+
+  def make(seed=0, invert=False):
+    folder = tmp_path / f"idx{len(made) or ''}"
+    folder.mkdir()
+    made.append(folder)
+    for prefix, n, ext in (("train", 96, ".gz"), ("t10k", 32, "")):
+      images, labels = make_digits(n, seed=len(prefix) + seed)
+      if invert:
+        images = 255 - images
+      write_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte{ext}"),
+                images)
+      write_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte{ext}"),
+                labels)
+    return str(folder)
+
+  return make
+
+
+@pytest.fixture
+def idx_dir(make_idx_dir):
   """A folder with train (96 images) and test (32) splits in IDX format."""
-  folder = tmp_path / "idx"
-  folder.mkdir()
-  for prefix, n, ext in (("train", 96, ".gz"), ("t10k", 32, "")):
-    images, labels = make_digits(n, seed=len(prefix))
-    write_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte{ext}"), images)
-    write_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte{ext}"), labels)
-  return str(folder)
+  return make_idx_dir()
 
 
 @dataclasses.dataclass(frozen=True)

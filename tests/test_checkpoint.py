@@ -226,3 +226,41 @@ def test_checkpoints_path_that_is_a_file_is_a_checkpoint_error(tmp_path):
   with pytest.raises(CheckpointError, match="Cannot write checkpoints to .*"
                      "Not a directory.*--workdir"):
     checkpoint.manager(str(tmp_path / "checkpoints" / "run"))
+
+
+def test_checkpoints_deleted_mid_run_are_written_anew(idx_dir, tmp_path,
+                                                      monkeypatch, caplog):
+  workdir = str(tmp_path / "run")
+  original = train._reopen_if_deleted  # pylint: disable=protected-access
+
+  def delete_before_step_6(mngr, workdir_, keep, step):
+    if step == 6:
+      checkpoint.wait(mngr)
+      shutil.rmtree(mngr.directory)
+    return original(mngr, workdir_, keep, step)
+
+  monkeypatch.setattr(train, "_reopen_if_deleted", delete_before_step_6)
+  with caplog.at_level(logging.WARNING):
+    state = tiny_run_config(idx_dir).train(workdir)
+  assert any("was deleted during the run" in m for m in _warnings(caplog))
+  assert int(state.step) == 6
+  mngr = checkpoint.manager(workdir, read_only=True)
+  assert mngr.all_steps() == [6]  # The final state is saved, not lost.
+  assert_same_state(checkpoint.restore(mngr, state), state)
+
+
+def test_rerun_without_checkpoints_says_so(idx_dir, tmp_path, caplog):
+  workdir = str(tmp_path / "run")
+  tiny_run_config(idx_dir, num_steps=3).train(workdir)
+  shutil.rmtree(os.path.join(workdir, "checkpoints"))
+  with caplog.at_level(logging.WARNING):
+    tiny_run_config(idx_dir, num_steps=3).train(workdir)
+  assert any("has no checkpoint, yet preview grids up to step_0000003.png"
+             in m for m in _warnings(caplog)), _warnings(caplog)
+
+
+def test_write_error_after_the_folder_vanished_says_so(tmp_path):
+  error = OSError(errno.ENOENT, os.strerror(errno.ENOENT))
+  translated = checkpoint._write_error(str(tmp_path / "gone"), error)  # pylint: disable=protected-access
+  assert "was deleted while the run was writing" in str(translated)
+  assert "earlier checkpoints are kept" not in str(translated)

@@ -17,6 +17,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 96 training bars, batch 32: 3 steps an epoch. 8 epochs reach 1.0 test
 # accuracy for seeds 0..7; 0.9 leaves room for other platforms' numerics.
 TRAIN = dict(num_epochs=8, batch_size=32)
+SHA = "ab" * 32  # The content hash of a classifier's (imagined) data.
 
 
 def _init(num_classes=10, seed=0):
@@ -26,14 +27,15 @@ def _init(num_classes=10, seed=0):
   return clf.Classifier(model, jax.device_get(params), (28, 28, 1))
 
 
-def _saved(root, name="toy"):
-  """A classifier saved under root/name without training; its params."""
+def _saved(root):
+  """A classifier saved for data of hash SHA, without training; its params."""
   classifier = _init()
-  info = {"dataset": name, "test_accuracy": 0.0, "num_test_images": 0,
-          "num_epochs": 0, "num_classes": 10, "image_shape": [28, 28, 1],
+  info = {"dataset": "toy", "train_sha256": SHA, "test_accuracy": 0.0,
+          "num_test_images": 0, "num_epochs": 0, "num_classes": 10,
+          "image_shape": [28, 28, 1],
           "params_sha256": clf.params_sha256(classifier.params)}
   save = clf._save  # pylint: disable=protected-access
-  save(clf.classifier_dir(name, root), classifier.params, info)
+  save(clf.classifier_dir(SHA, root), classifier.params, info)
   return classifier.params
 
 
@@ -64,15 +66,16 @@ def test_train_save_and_load_back(idx_dir, tmp_path, monkeypatch):
   assert info["dataset"] == "toy" and info["num_test_images"] == 32
   assert info["num_epochs"] == TRAIN["num_epochs"]
   assert info["params_sha256"] == clf.params_sha256(saved["params"])
-  folder = clf.classifier_dir("toy", root)
-  assert sorted(os.listdir(root)) == ["toy"]  # No temporary folders left.
+  folder = clf.classifier_dir(info["train_sha256"], root)
+  # One folder, named by the data's content; no temporary folders left.
+  assert sorted(os.listdir(root)) == [info["train_sha256"][:clf.KEY_CHARS]]
   with open(os.path.join(folder, clf.INFO_FILE)) as f:
     assert json.load(f) == info
 
   def no_training(*args, **kwargs):
     raise AssertionError("retrained a saved classifier")
 
-  monkeypatch.setattr(clf, "train_classifier", no_training)
+  monkeypatch.setattr(clf, "_train", no_training)
   loaded, loaded_info = clf.load_or_train_classifier("toy", idx_dir, root=root)
   assert loaded_info == info
   jax.tree_util.tree_map(np.testing.assert_array_equal, loaded.params,
@@ -87,10 +90,11 @@ def test_train_save_and_load_back(idx_dir, tmp_path, monkeypatch):
 def test_load_or_train_trains_once_when_missing(idx_dir, tmp_path,
                                                 monkeypatch):
   monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path / "cache"))
-  folder = clf.classifier_dir("toy")
-  assert folder == str(tmp_path / "cache" / "classifiers" / "toy")
   _, info = clf.load_or_train_classifier("toy", idx_dir, num_epochs=1,
                                          batch_size=32)
+  folder = clf.classifier_dir(info["train_sha256"])
+  assert folder == str(tmp_path / "cache" / "classifiers" /
+                       info["train_sha256"][:clf.KEY_CHARS])
   assert os.path.exists(os.path.join(folder, clf.INFO_FILE))
   assert info["num_epochs"] == 1
 
@@ -133,28 +137,37 @@ def _truncated_params(folder):
         f.truncate(size // 2)
 
 
+def _other_data(folder):
+  path = os.path.join(folder, clf.INFO_FILE)
+  with open(path) as f:
+    info = json.load(f)
+  info["train_sha256"] = "cd" * 32
+  with open(path, "w") as f:
+    json.dump(info, f)
+
+
 @pytest.mark.parametrize("corrupt", [_garbage_json, _missing_field,
                                      _wrong_hash, _no_params,
-                                     _truncated_params])
+                                     _truncated_params, _other_data])
 def test_corrupt_classifier_gets_a_clear_error(tmp_path, corrupt):
   root = str(tmp_path)
   _saved(root)
-  folder = clf.classifier_dir("toy", root)
+  folder = clf.classifier_dir(SHA, root)
   corrupt(folder)
   # A corrupt folder is reported, not silently retrained over.
   with pytest.raises(DataError, match="Delete that folder") as error:
-    clf.load_or_train_classifier("toy", root=root)
+    clf.load_classifier(SHA, root=root)
   assert folder in str(error.value)
 
 
 def test_missing_classifier_names_the_command(tmp_path):
   with pytest.raises(DataError, match="experiments.train_classifier"):
-    clf.load_classifier("toy", str(tmp_path))
+    clf.load_classifier(SHA, str(tmp_path))
 
 
 def test_extraction_is_independent_of_batch_size(tmp_path):
   params = _saved(str(tmp_path))
-  loaded, _ = clf.load_classifier("toy", str(tmp_path))
+  loaded, _ = clf.load_classifier(SHA, str(tmp_path))
   jax.tree_util.tree_map(np.testing.assert_array_equal, loaded.params, params)
   images = np.random.default_rng(1).integers(0, 256, (37, 28, 28, 1), np.uint8)
   features, logits = clf.classifier_features_and_logits(loaded, images)
@@ -184,10 +197,40 @@ def test_command_line(idx_dir, tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   info = json.loads(result.stdout)
   assert info["dataset"] == "fashion_mnist" and info["num_test_images"] == 32
-  assert os.path.isdir(tmp_path / "fashion_mnist" / clf.PARAMS_DIR)
+  assert info["known_as"] is None  # The test's bars are no known dataset.
+  assert os.path.isdir(tmp_path / info["train_sha256"][:clf.KEY_CHARS] /
+                       clf.PARAMS_DIR)
 
   result = _run("--dataset=mnist", f"--data_dir={tmp_path / 'nothing'}",
                 f"--output_root={tmp_path}")
   assert result.returncode == 1
   last = result.stderr.strip().splitlines()[-1]
   assert last.startswith("error: --data_dir=") and "nothing" in last
+
+
+def test_unwritable_output_root_is_one_line_before_training(idx_dir,
+                                                           tmp_path):
+  blocker = tmp_path / "a_file"
+  blocker.write_text("not a folder")
+  result = _run(f"--data_dir={idx_dir}", f"--output_root={blocker}/clf",
+                "--num_epochs=1")
+  assert result.returncode == 1
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: Cannot write classifiers to") and (
+      "--output_root" in last), result.stderr[-2000:]
+  assert "Traceback" not in result.stderr and "Training" not in result.stderr
+
+
+def test_same_name_other_data_never_reuses_a_classifier(idx_dir, tmp_path,
+                                                        make_idx_dir):
+  """The poisoned-cache bug: a classifier of other data under the same
+  --dataset name used to be found and silently used."""
+  root = str(tmp_path / "classifiers")
+  first = clf.train_classifier("mnist", idx_dir, root=root, num_epochs=1,
+                               batch_size=32)
+  other_dir = make_idx_dir(seed=7, invert=True)
+  _, second = clf.load_or_train_classifier("mnist", other_dir, root=root,
+                                           num_epochs=1, batch_size=32)
+  assert second["train_sha256"] != first["train_sha256"]
+  assert second["params_sha256"] != first["params_sha256"]
+  assert len(os.listdir(root)) == 2

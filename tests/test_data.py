@@ -166,3 +166,110 @@ def test_dataset_hash_is_of_content_not_order():
   touched[3, 0, 0] ^= 1
   assert hashing.dataset_sha256(touched, labels) != base
   assert hashing.dataset_sha256(images[:49], labels[:49]) != base
+
+
+def test_empty_idx_file_is_named(tmp_path):
+  write_idx(str(tmp_path / "train-images-idx3-ubyte"),
+            np.zeros((0, 28, 28), np.uint8))
+  write_idx(str(tmp_path / "train-labels-idx1-ubyte"), np.zeros(0, np.uint8))
+  with pytest.raises(DataError, match="train-images-idx3-ubyte holds 0 "
+                     "images"):
+    data.load("mnist", "train", str(tmp_path))
+
+
+def test_known_data_under_another_name_is_refused(idx_dir, monkeypatch):
+  """--dataset=mnist over Fashion-MNIST files: recognised by content."""
+  from gan_jax import data_identity  # pylint: disable=g-import-not-at-top
+  train = data.load_idx_dir(idx_dir, "train")
+  sha256 = data_identity.identify(train.images, train.labels).sha256
+  monkeypatch.setitem(data_identity.KNOWN_SPLITS, sha256,
+                      ("fashion_mnist", "train"))
+  with pytest.raises(DataError) as error:
+    data.load("mnist", "train", idx_dir)
+  assert "--dataset=fashion_mnist" in str(error.value)
+  assert len(data.load("fashion_mnist", "train", idx_dir)) == 96
+
+
+def test_known_split_hashes_are_the_real_datasets():
+  """KNOWN_SPLITS holds four distinct 64-hex digests of the four splits."""
+  from gan_jax import data_identity  # pylint: disable=g-import-not-at-top
+  assert sorted(data_identity.KNOWN_SPLITS.values()) == [
+      ("fashion_mnist", "test"), ("fashion_mnist", "train"),
+      ("mnist", "test"), ("mnist", "train")]
+  for sha256 in data_identity.KNOWN_SPLITS:
+    assert len(sha256) == 64 and int(sha256, 16) >= 0
+
+
+def _never_download(self, *args, **kwargs):
+  raise AssertionError("download_and_prepare ran; it should fail fast")
+
+
+def test_tfds_offline_fails_fast_without_retries(tmp_path, monkeypatch):
+  monkeypatch.setattr(data, "_reachable",
+                      lambda *args, **kwargs: "gaierror: no network")
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare",
+                      _never_download)
+  with pytest.raises(DataError) as error:
+    data.load("mnist", "train", tfds_data_dir=str(tmp_path))
+  message = str(error.value)
+  assert "unreachable (gaierror: no network)" in message
+  assert "--data_dir" in message
+  assert os.path.join(str(tmp_path), "downloads", "manual") in message
+
+
+def test_tfds_error_keeps_its_explanation(monkeypatch):
+  cause = ("Artifact https://storage.googleapis.com/x.gz has wrong checksum: "
+           + "Expected: UrlInfo(size=9.45 MiB, checksum='440f') " * 5
+           + "To debug, see the checksum guide.")
+
+  def mismatch(self, *args, **kwargs):
+    raise ValueError(cause)
+
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare",
+                      mismatch)
+  with pytest.raises(DataError) as error:
+    data.load("mnist", "train")
+  message = str(error.value)
+  assert "wrong checksum" in message and "checksum guide" in message
+
+
+def _manual_mnist(root, train_images, test_images):
+  """Writes MNIST-named gz files in root/downloads/manual; returns url_infos
+  that make TFDS accept them as the genuine downloads."""
+  from tensorflow_datasets.core.download import checksums  # pylint: disable=g-import-not-at-top
+  manual = os.path.join(root, "downloads", "manual")
+  os.makedirs(manual)
+  for prefix, n in (("train", train_images), ("t10k", test_images)):
+    images, labels = make_digits(n)
+    write_idx(os.path.join(manual, f"{prefix}-images-idx3-ubyte.gz"), images)
+    write_idx(os.path.join(manual, f"{prefix}-labels-idx1-ubyte.gz"), labels)
+  infos = {}
+  for url, info in tfds.builder_cls("mnist").url_infos.items():
+    got = checksums.compute_url_info(os.path.join(manual, info.filename))
+    infos[url] = checksums.UrlInfo(size=got.size, checksum=got.checksum,
+                                   filename=info.filename)
+  return infos
+
+
+def test_tfds_manual_folder_prepares_offline(tmp_path, monkeypatch):
+  """Files in <tfds_data_dir>/downloads/manual are used with no network;
+  the builder wants exactly MNIST's 60,000 + 10,000 images."""
+  root = str(tmp_path / "tfds")
+  infos = _manual_mnist(root, 60_000, 10_000)
+  monkeypatch.setattr(data, "_reachable", _never_download)  # Not probed.
+  monkeypatch.setattr(tfds.builder_cls("mnist"), "url_infos", infos)
+  test = data.load("mnist", "test", tfds_data_dir=root)
+  images, labels = make_digits(10_000)
+  from gan_jax import hashing  # pylint: disable=g-import-not-at-top
+  assert hashing.dataset_sha256(test.images, test.labels) == (
+      hashing.dataset_sha256(images[..., None], labels))
+  assert os.path.isdir(os.path.join(root, "mnist"))
+
+
+def test_tfds_manual_files_with_wrong_checksums_say_so(tmp_path,
+                                                       monkeypatch):
+  root = str(tmp_path / "tfds")
+  _manual_mnist(root, 10, 10)
+  monkeypatch.setattr(data, "_reachable", _never_download)
+  with pytest.raises(DataError, match="wrong checksum"):
+    data.load("mnist", "train", tfds_data_dir=root)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import make_digits, write_idx
-from gan_jax import evaluate
+from gan_jax import evaluate, hashing
 from gan_jax.errors import ConfigError, DataError
 from gan_jax.metrics import classifier, evaluation, extractors
 
@@ -67,7 +67,9 @@ def test_real_set_against_itself_scores_perfectly(toy):
     assert PROTOCOL <= set(record), PROTOCOL - set(record)
     assert record["num_real"] == record["num_generated"] == 64
     assert record["reference_split"] == "test" and record["step"] == 7
-    assert record["extractor"] == "classifier/bars"
+    # Not a known dataset: the name carries its content hash.
+    assert record["extractor"].startswith("classifier/bars-sha256-")
+    assert len(record["extractor_trained_on_sha256"]) == 64
     assert record["resize"] == "none (native 28x28)"
     assert len(record["extractor_sha256"]) == 64
   json.dumps(records)  # Plain JSON types throughout.
@@ -90,7 +92,8 @@ def test_reference_is_cached_per_split_and_images(toy, monkeypatch):
   evaluate.Evaluator(config)  # Fills the cache (if not yet).
   cache = config.cache_dir
   files = sorted(os.listdir(cache))
-  assert files and all(f.startswith("bars_test_n64_classifier-bars_")
+  # Keyed by content (image count, weights hash, images hash), not names.
+  assert files and all(f.startswith("n64_") and "bars" not in f
                        for f in files)
   calls = []
   original = evaluation._compute_reference  # pylint: disable=protected-access
@@ -106,21 +109,40 @@ def test_reference_is_cached_per_split_and_images(toy, monkeypatch):
   assert len(calls) == 2
 
 
-def test_wrong_dataset_for_the_classifier_is_caught(toy, tmp_path):
+def test_a_classifier_that_cannot_classify_the_reference_is_refused(
+    toy, tmp_path):
+  """Noise with random labels: the classifier trained on it is no better
+  than chance, so its features would make meaningless metrics."""
   config, _ = toy
   folder = tmp_path / "noise"
   folder.mkdir()
   rng = np.random.default_rng(0)
-  write_idx(str(folder / "t10k-images-idx3-ubyte"),
-            rng.integers(0, 256, (50, 28, 28)))
-  write_idx(str(folder / "t10k-labels-idx1-ubyte"), rng.integers(0, 10, 50))
-  with pytest.raises(ConfigError, match="pass the --dataset"):
+  for prefix in ("train", "t10k"):
+    write_idx(str(folder / f"{prefix}-images-idx3-ubyte"),
+              rng.integers(0, 256, (50, 28, 28)))
+    write_idx(str(folder / f"{prefix}-labels-idx1-ubyte"),
+              rng.integers(0, 10, 50))
+  with pytest.raises(ConfigError, match="--extractor=inception"):
     evaluate.Evaluator(dataclasses.replace(config, data_dir=str(folder)))
 
 
 def test_bad_sample_files(tmp_path):
-  with pytest.raises(DataError, match="not a readable .npz"):
+  with pytest.raises(DataError, match="no such file"):
     evaluate.load_samples(str(tmp_path / "missing.npz"))
+  text = tmp_path / "text.npz"
+  text.write_text("hello")
+  with pytest.raises(DataError, match="is not an .npz file.*b'hello'"):
+    evaluate.load_samples(str(text))
+  path = str(tmp_path / "few.npz")
+  np.savez(path, images=np.zeros((1, 8, 8, 1), np.uint8))
+  with pytest.raises(DataError, match="holds 1 image"):
+    evaluate.load_samples(path)
+  np.savez(path, images=np.full((3, 8, 8, 1), 200, np.int64))
+  loaded = evaluate.load_samples(path)  # Integers in [0, 255]: fine.
+  assert loaded.dtype == np.uint8 and loaded.max() == 200
+  np.savez(path, images=np.full((3, 8, 8, 1), 300, np.int64))
+  with pytest.raises(DataError, match=r"int64 images must lie in \[0, 255\]"):
+    evaluate.load_samples(path)
   path = str(tmp_path / "wide.npz")
   np.savez(path, images=np.full((4, 8, 8, 1), 3.0, np.float32))
   with pytest.raises(DataError, match=r"\[-1, 1\]"):
@@ -194,6 +216,9 @@ def test_training_with_eval_every_keeps_the_best_checkpoint(
   assert step == best_step
   assert records[0]["value"] == saved[0]["value"]
   assert records[0]["family"] == family_name
+  data = classifier.data.load_idx_dir(idx_dir, "train")
+  assert records[0]["train_data_sha256"] == hashing.dataset_sha256(
+      data.images, data.labels)
 
 
 def test_best_checkpoint_missing_is_a_clear_error(idx_dir, tmp_path):
@@ -201,3 +226,21 @@ def test_best_checkpoint_missing_is_a_clear_error(idx_dir, tmp_path):
                          "--dataset=bars")
   assert result.returncode == 1, result.stderr
   assert "train with --eval_every" in result.stderr.splitlines()[-1]
+
+
+def test_known_data_named_otherwise_is_refused_before_any_training(
+    idx_dir, tmp_path, monkeypatch):
+  """`--dataset=mnist --data_dir=<Fashion-MNIST>` used to train and cache a
+  Fashion classifier as MNIST's; now nothing is trained or written."""
+  from gan_jax import data_identity  # pylint: disable=g-import-not-at-top
+  for split in ("train", "test"):
+    real = classifier.data.load_idx_dir(idx_dir, split)
+    monkeypatch.setitem(data_identity.KNOWN_SPLITS, hashing.dataset_sha256(
+        real.images, real.labels), ("fashion_mnist", split))
+  root = tmp_path / "classifiers"
+  config = evaluate.EvalConfig(dataset="mnist", data_dir=idx_dir,
+                               classifier_root=str(root),
+                               cache_dir=str(tmp_path / "reference"))
+  with pytest.raises(DataError, match="pass --dataset=fashion_mnist"):
+    evaluate.Evaluator(config)
+  assert not root.exists() and not (tmp_path / "reference").exists()

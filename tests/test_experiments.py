@@ -9,8 +9,10 @@ import time
 
 import jax
 import numpy as np
+import pytest
 
 from gan_jax import runs
+from gan_jax.preemption import Preemption
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,7 +64,11 @@ def test_bad_flags_get_one_line_errors(tmp_path):
   assert "No checkpoint" in result.stderr.strip().splitlines()[-1]
 
 
-def test_sigterm_saves_a_checkpoint_and_resume_continues(idx_dir, tmp_path):
+@pytest.mark.parametrize("signum,name", [(signal.SIGTERM, "SIGTERM"),
+                                         (signal.SIGINT, "Ctrl-C")])
+def test_signal_saves_a_checkpoint_and_resume_continues(idx_dir, tmp_path,
+                                                        signum, name):
+  """SIGTERM (preemption) and Ctrl-C: finish the step, save, one line."""
   workdir = str(tmp_path / "run")
   flags = [f"--workdir={workdir}", f"--data_dir={idx_dir}", "--arch=mlp_tiny",
            "--batch_size=8", "--log_every=1000", "--sample_every=100000",
@@ -76,11 +82,12 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues(idx_dir, tmp_path):
     assert time.time() < deadline and process.poll() is None
     time.sleep(0.5)
   time.sleep(3)  # Let it train some steps.
-  process.send_signal(signal.SIGTERM)
+  process.send_signal(signum)
   _, stderr = process.communicate(timeout=120)
-  assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+  assert process.returncode == 128 + signum, stderr[-3000:]
+  assert "Traceback" not in stderr
   last = stderr.strip().splitlines()[-1]
-  assert last.startswith("Stopped by SIGTERM after step ")
+  assert last.startswith(f"Stopped by {name} after step ")
   stopped_at = int(last.split("after step ")[1].split(";")[0])
   assert os.listdir(os.path.join(workdir, "checkpoints")) == [str(stopped_at)]
 
@@ -90,6 +97,19 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues(idx_dir, tmp_path):
   assert f"Resuming from the checkpoint at step {stopped_at}" in result.stderr
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints")), key=int)[
       -1] == str(stopped_at + 2)
+
+
+def test_a_second_ctrl_c_stops_at_once():
+  before = signal.getsignal(signal.SIGINT)
+  preemption = Preemption()
+  try:
+    preemption._handle(signal.SIGINT, None)  # pylint: disable=protected-access
+    assert preemption.reached(1) and preemption.reason == "Ctrl-C"
+    with pytest.raises(KeyboardInterrupt):
+      preemption._handle(signal.SIGINT, None)  # pylint: disable=protected-access
+  finally:
+    preemption.restore()
+  assert signal.getsignal(signal.SIGINT) is before
 
 
 def _final_state(workdir):
@@ -133,3 +153,42 @@ def test_sigkill_at_a_random_moment_then_resume_is_bit_identical(idx_dir,
   assert step_a == step_b == target
   for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(straight)):
     np.testing.assert_array_equal(a, b)
+
+
+def _truncate_checkpoint(workdir, step):
+  """Halves the largest array file of checkpoint `step`."""
+  state_dir = os.path.join(workdir, "checkpoints", str(step), "state")
+  files = [os.path.join(root, name) for root, _, names in os.walk(state_dir)
+           for name in names if os.sep + "d" + os.sep in root + os.sep]
+  path = max(files, key=os.path.getsize)
+  os.truncate(path, os.path.getsize(path) // 2)
+
+
+def test_sample_and_evaluate_fall_back_from_a_corrupt_checkpoint(
+    idx_dir, tmp_path):
+  from conftest import tiny_run_config  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path / "run")
+  tiny_run_config(idx_dir).train(workdir)
+  _truncate_checkpoint(workdir, 6)
+  output = str(tmp_path / "s.npz")
+  sampled = _run("experiments.sample", f"--workdir={workdir}",
+                 "--num_samples=4", f"--output={output}")
+  assert sampled.returncode == 0, sampled.stderr[-3000:]
+  assert "step 6" in sampled.stderr and "trying step 3" in sampled.stderr
+  assert "of step 3" in sampled.stderr
+  assert "Traceback" not in sampled.stderr, sampled.stderr[-3000:]
+  assert len(sampled.stderr.strip().splitlines()) <= 4, sampled.stderr
+  evaluated = _run("experiments.evaluate", f"--workdir={workdir}",
+                   "--metrics=fd", "--num_samples=16",
+                   f"--output={tmp_path / 'e.json'}")
+  assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+  assert '"step": 3' in evaluated.stdout
+  assert "Traceback" not in evaluated.stderr
+
+  _truncate_checkpoint(workdir, 3)  # Now none can be restored.
+  sampled = _run("experiments.sample", f"--workdir={workdir}",
+                 "--num_samples=4", f"--output={output}")
+  assert sampled.returncode == 1
+  lines = sampled.stderr.strip().splitlines()
+  assert lines[-1].startswith("error: No checkpoint in"), sampled.stderr
+  assert len(lines) <= 4, sampled.stderr  # Two warnings and the error.

@@ -87,3 +87,14 @@ def test_batch_norm_is_flax_batch_norm(train, dtype):
   if train:  # Running averages moved, exactly as flax moves them.
     assert not np.allclose(our_updates["batch_stats"]["mean"],
                            variables["batch_stats"]["mean"])
+
+
+def test_elu_is_jax_elu_with_its_gradients():
+  x = jnp.linspace(-6.0, 3.0, 101)
+  np.testing.assert_allclose(layers.elu(x), jax.nn.elu(x), rtol=1e-6,
+                             atol=1e-7)
+  for order in (jax.grad, lambda f: jax.grad(jax.grad(f))):
+    ours = jax.vmap(order(lambda v: layers.elu(v)))(x)
+    theirs = jax.vmap(order(jax.nn.elu))(x)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+  assert layers.elu(jnp.ones(3, jnp.bfloat16)).dtype == jnp.bfloat16

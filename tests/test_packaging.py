@@ -10,11 +10,18 @@ def _requirements():
                   if line.strip() and not line.startswith("#"))
 
 
-def test_setup_cfg_and_requirements_list_the_same_dependencies():
+def _lines(text):
+  return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def test_requirements_are_the_core_and_the_optional_extras():
+  """requirements.txt: everything (the light install's dependencies, and
+  the tfds and tensorboard extras), as setup.cfg lists them."""
   config = configparser.ConfigParser()
   config.read(os.path.join(REPO, "setup.cfg"))
-  install_requires = sorted(
-      line.strip()
-      for line in config["options"]["install_requires"].splitlines()
-      if line.strip())
-  assert install_requires == _requirements()
+  extras = config["options.extras_require"]
+  expected = (_lines(config["options"]["install_requires"])
+              + _lines(extras["tfds"]) + _lines(extras["tensorboard"]))
+  assert sorted(expected) == _requirements()
+  assert not any("tensorflow" in line
+                 for line in _lines(config["options"]["install_requires"]))

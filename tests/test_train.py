@@ -1,14 +1,18 @@
 import dataclasses
+import json
 import os
+import socket
+import subprocess
 
 import jax
 import numpy as np
 import pytest
 
 from conftest import assert_same_state, tiny_run_config
-from gan_jax import checkpoint, runs, sampling, steps, train
+from gan_jax import checkpoint, families, runs, sampling, steps, train
 from gan_jax.config import RunConfig
-from gan_jax.errors import ConfigError, DataError, DivergenceError, WorkdirError
+from gan_jax.errors import (CheckpointError, ConfigError, DataError,
+                            DivergenceError, WorkdirError)
 from gan_jax.families import gan
 from gan_jax.family import DataSpec
 from gan_jax.state import create_state
@@ -46,6 +50,18 @@ def test_training_writes_samples_events_and_checkpoints(idx_dir, tmp_path):
   assert run.run == tiny_run_config(idx_dir).run
   images = sampling.sample(run.family, run.state, 5)
   assert images.shape == (5, 28, 28, 1) and images.dtype == np.uint8
+  # The record names the data by content; these bars are no known dataset.
+  assert len(run.record.data_sha256) == 64
+  assert run.record.extra["data_known_as"] is None
+
+
+def test_run_record_names_known_data():
+  from gan_jax import data_identity  # pylint: disable=g-import-not-at-top
+  sha256 = next(iter(data_identity.KNOWN_SPLITS))
+  record = train.run_record(gan.FAMILY, gan.GANConfig(), RunConfig(),
+                            DataSpec((28, 28, 1), 10), sha256)
+  assert record.extra["data_known_as"] == "/".join(
+      data_identity.KNOWN_SPLITS[sha256])
 
 
 # The tiny DCGAN is in tests/test_families.py's conformance test.
@@ -67,6 +83,11 @@ def test_resume_rejects_another_run(idx_dir, tmp_path):
   tiny_run_config(idx_dir, num_steps=3).train(workdir)
   with pytest.raises(ConfigError, match="--arch='mlp_tiny'"):
     tiny_run_config(idx_dir, arch="mlp_tiny").train(workdir)
+  with pytest.raises(ConfigError, match="--num_steps=2 is below step 3"):
+    tiny_run_config(idx_dir, num_steps=2).train(workdir)
+  with pytest.raises(ConfigError, match="holds a gan run, and this trains a "
+                     "vae"):
+    tiny_run_config(idx_dir, family=families.get("vae")).train(workdir)
 
 
 @pytest.mark.parametrize("changes,match", [
@@ -78,6 +99,9 @@ def test_resume_rejects_another_run(idx_dir, tmp_path):
     (dict(loss="wgan"), "--loss='wgan'"),
     (dict(arch="resnet"), "--arch='resnet'"),
     (dict(d_steps=0), "--d_steps"),
+    (dict(seed=-1), r"--seed must be in \[0, 2\*\*32\), got -1"),
+    (dict(seed=2 ** 32), r"--seed must be in \[0, 2\*\*32\)"),
+    (dict(latent_dim=10 ** 9), "--latent_dim must be at most 65536"),
 ])
 def test_bad_config_values_name_the_flag(idx_dir, tmp_path, changes, match):
   with pytest.raises(ConfigError, match=match):
@@ -91,6 +115,8 @@ def test_bad_paths_are_user_errors(idx_dir, tmp_path):
   blocker.write_text("not a folder")
   with pytest.raises(WorkdirError, match="--workdir"):
     tiny_run_config(idx_dir).train(blocker / "run")
+  with pytest.raises(WorkdirError, match="is a file, not a folder"):
+    tiny_run_config(idx_dir).train(blocker)
 
 
 def _poisoned(config, rng=None, from_step=3):
@@ -139,3 +165,50 @@ def test_on_nan_restore_gives_up_after_a_few_tries(idx_dir, tmp_path):
   config = tiny_run_config(idx_dir, log_every=1, on_nan="restore")
   with pytest.raises(DivergenceError, match="step 4.*g_loss=nan"):
     _poisoned(config).train(tmp_path / "run")
+
+
+def test_one_run_per_workdir(idx_dir, tmp_path):
+  from gan_jax import lock  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  lock_file = workdir / lock.LOCK_FILE
+  # A live process holds it: this one (as another run would).
+  lock_file.write_text(json.dumps({"host": socket.gethostname(),
+                                   "pid": os.getpid(), "since": "today"}))
+  with pytest.raises(WorkdirError, match=r"is in use by another run \(PID "
+                     rf"{os.getpid()} on .*delete .*{lock.LOCK_FILE}"):
+    tiny_run_config(idx_dir, num_steps=1).train(workdir)
+  assert not (workdir / "checkpoints").exists()
+  # A dead one: its lock is taken over, and released at the end.
+  dead = subprocess.Popen(["true"])
+  dead.wait()
+  lock_file.write_text(json.dumps({"host": socket.gethostname(),
+                                   "pid": dead.pid, "since": "yesterday"}))
+  assert int(tiny_run_config(idx_dir, num_steps=1).train(workdir).step) == 1
+  assert not lock_file.exists()
+  # Also released when the run fails.
+  with pytest.raises(ConfigError):
+    tiny_run_config(idx_dir, num_steps=1, arch="mlp_tiny").train(workdir)
+  assert not lock_file.exists()
+
+
+def test_sample_to_files_input_errors(idx_dir, tmp_path):
+  workdir = str(tmp_path / "run")
+  tiny_run_config(idx_dir).train(workdir)  # Checkpoints at 3 and 6.
+  with pytest.raises(ConfigError, match="must end in .npz"):
+    runs.sample_to_files(workdir, 2, str(tmp_path / "samples"))
+  blocker = tmp_path / "file"
+  blocker.write_text("")
+  with pytest.raises(WorkdirError, match="--output=.* cannot be written"):
+    runs.sample_to_files(workdir, 2, str(blocker / "x.npz"))
+  with pytest.raises(WorkdirError, match="--grid=.* cannot be written"):
+    runs.sample_to_files(workdir, 2, str(tmp_path / "x.npz"),
+                         grid=str(blocker / "x.png"))
+  with pytest.raises(CheckpointError, match="No checkpoint of step 4 .* it has "
+                     "steps 3, 6"):
+    runs.sample_to_files(workdir, 2, str(tmp_path / "x.npz"), step=4)
+  assert not os.path.exists(tmp_path / "x.npz")
+  images = runs.sample_to_files(workdir, 2, str(tmp_path / "x.npz"), step=3)
+  assert images.shape == (2, 28, 28, 1)
+  assert sorted(os.listdir(tmp_path)) == sorted(["run", "file", "idx",
+                                                 "x.npz"])

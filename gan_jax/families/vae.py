@@ -34,7 +34,7 @@ import optax
 from flax import struct
 
 from gan_jax import likelihoods, models
-from gan_jax.config import Config, setting
+from gan_jax.config import MAX_LATENT_DIM, Config, setting
 from gan_jax.errors import ConfigError
 from gan_jax.family import DataSpec, Family, Preset, step_key
 
@@ -78,6 +78,7 @@ class VAEConfig(Config):
 
   def validate(self) -> "VAEConfig":
     self.positive("lr", "latent_dim", "train_samples", "beta")
+    self.at_most(MAX_LATENT_DIM, "latent_dim")
     self.in_unit_interval("b1", "b2")
     self.check_choices()
     for name in ("kl_warmup_steps", "lr_decay_steps"):
@@ -360,7 +361,8 @@ PRESETS = {
         doc="""flax examples/vae's settings: MLP with 500 hidden units, 20
         latents, batch 128, Adam 1e-3, Bernoulli likelihood on binarised
         MNIST, 10 epochs. `python -m experiments.mnist_vae
-        --preset=flax_example`. On a 2-core Xeon: see README, "The VAE".""",
+        --preset=flax_example`. 32 s on a 2-core AMD EPYC; negative test
+        ELBO 104.13 +- 0.44 over 5 seeds (README, "The VAE").""",
         run=dict(batch_size=128, num_steps=10 * EPOCH_OF_MNIST_AT_128),
         model=dict(arch="mlp", latent_dim=20, lr=1e-3,
                    likelihood="bernoulli")),
@@ -370,7 +372,8 @@ PRESETS = {
         10k steps, Adam 1e-3 with cosine decay, batch 128, 100k steps (213
         epochs). `python benchmarks/vae_likelihood.py --what=nll_curve
         --preset=best_nll --data_dir=...`; README, "The VAE", has its NLL
-        against minutes on a 2-core Xeon.""",
+        against minutes on a 2-core AMD EPYC: 86.53 nats after 20
+        minutes.""",
         run=dict(batch_size=128, num_steps=100_000, checkpoint_every=10_000,
                  keep_checkpoints=10, sample_every=10_000, log_every=1000),
         model=dict(arch="mlp2", latent_dim=50, likelihood="bernoulli",
@@ -379,8 +382,10 @@ PRESETS = {
         doc="""Fashion-MNIST for the comparison with the GAN: the
         convolutional pair, 32 latents, discretised logistic likelihood,
         Adam 1e-3, batch 64, 10k steps (the GAN's default budget).
-        `python benchmarks/quality.py --family=vae --preset=fashion`;
-        README, "The VAE against the GAN".""",
+        `python benchmarks/quality.py --family=vae --preset=fashion`: 4.4
+        minutes on a 2-core AMD EPYC, FD 92.78 on the domain classifier's
+        features (the DCGAN's: 36.30); README, "The VAE against the
+        GAN".""",
         run=dict(dataset="fashion_mnist", batch_size=64, num_steps=10_000),
         model=dict(arch="conv", latent_dim=32,
                    likelihood="discretized_logistic")),

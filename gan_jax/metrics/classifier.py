@@ -10,15 +10,17 @@ grayscale images).
   load_or_train_classifier("fashion_mnist", data_dir) -> (Classifier, info)
   classifier_features_and_logits(classifier, images) -> (features, logits)
 
-Each trained classifier lives in `classifier_dir(dataset, root)`:
+A classifier is keyed by the content of its training data, not by a name:
 
-  <root>/<dataset>/params/     orbax checkpoint of the params
-  <root>/<dataset>/info.json   dataset, test accuracy, epochs, params_sha256...
+  <root>/<sha256 of the train split, 20 hex>/params/     orbax params
+  <root>/<sha256 of the train split, 20 hex>/info.json   train_sha256,
+                                        known_as, test accuracy, params_sha256
 
-The default root is ~/.cache/gan_jax/classifiers, or $GAN_JAX_CACHE/classifiers
-when GAN_JAX_CACHE is set. The whole folder is written under a temporary name
-and renamed when complete, so an interrupted run never leaves a half-written
-classifier where a loader would find it.
+so a classifier trained on Fashion-MNIST files cannot be found, or written,
+as MNIST's. The default root is ~/.cache/gan_jax/classifiers, or
+$GAN_JAX_CACHE/classifiers when GAN_JAX_CACHE is set. The whole folder is
+written under a temporary name and renamed when complete, so an interrupted
+run never leaves a half-written classifier where a loader would find it.
 """
 
 import functools
@@ -36,15 +38,16 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from gan_jax import data, hashing
+from gan_jax import data, data_identity, hashing
 from gan_jax.errors import ConfigError, DataError, DivergenceError
 
 Params = Any
 INFO_FILE = "info.json"
 PARAMS_DIR = "params"
 FEATURE_DIM = 128
-_INFO_FIELDS = ("dataset", "test_accuracy", "num_test_images", "num_epochs",
-                "num_classes", "image_shape", "params_sha256")
+_INFO_FIELDS = ("dataset", "train_sha256", "test_accuracy", "num_test_images",
+                "num_epochs", "num_classes", "image_shape", "params_sha256")
+KEY_CHARS = 20  # Hex digits of the training data's hash in a folder name.
 
 
 class DomainClassifier(nn.Module):
@@ -97,12 +100,13 @@ def default_root() -> str:
   return hashing.cache_dir("classifiers")
 
 
-def classifier_dir(dataset_name: str, root: Optional[str] = None) -> str:
-  """<root>/<dataset_name>, root defaulting to `default_root()`."""
-  if not dataset_name or os.sep in dataset_name or dataset_name in (".", ".."):
-    raise ConfigError(f"--dataset={dataset_name!r} cannot name a classifier "
-                      "folder; use a plain name such as fashion_mnist.")
-  return os.path.join(os.path.abspath(root or default_root()), dataset_name)
+def classifier_dir(train_sha256: str, root: Optional[str] = None) -> str:
+  """<root>/<train_sha256[:20]>, root defaulting to `default_root()`."""
+  if len(train_sha256) < KEY_CHARS or not all(
+      c in "0123456789abcdef" for c in train_sha256):
+    raise ValueError(f"{train_sha256!r} is not a sha256 hex digest.")
+  return os.path.join(os.path.abspath(root or default_root()),
+                      train_sha256[:KEY_CHARS])
 
 
 # One implementation, shared with the GAN checkpoints' state_sha256.
@@ -141,23 +145,48 @@ def make_train_step(model: DomainClassifier, tx: optax.GradientTransformation):
 
 def train_classifier(dataset_name: str, data_dir: Optional[str] = None,
                      split: str = "train", test_split: str = "test",
-                     num_epochs: int = 3, batch_size: int = 128, seed: int = 0,
-                     root: Optional[str] = None, num_classes: int = 10,
-                     lr: float = 1e-3, log_every: int = 100
+                     root: Optional[str] = None,
+                     tfds_data_dir: Optional[str] = None, **train_kwargs
                      ) -> Dict[str, Any]:
   """Trains a DomainClassifier on `split` and saves it with its test accuracy.
 
-  Data comes from `gan_jax.data.load(dataset_name, split, data_dir)`. Writes
-  `classifier_dir(dataset_name, root)` (replacing any classifier there) and
-  returns its info dict, also saved as info.json there.
+  Data comes from `gan_jax.data.load(dataset_name, split, data_dir,
+  tfds_data_dir)`. Writes `classifier_dir(<hash of that split>, root)`
+  (replacing any classifier there) and returns its info dict, also saved as
+  info.json there. `train_kwargs`: num_epochs, batch_size, seed, lr, ...
   """
+  _check_writable(root)
+  train_set = data.load(dataset_name, split, data_dir, tfds_data_dir)
+  test_set = data.load(dataset_name, test_split, data_dir, tfds_data_dir)
+  return _train(dataset_name, train_set, test_set, root=root,
+                split=split, test_split=test_split, data_dir=data_dir,
+                **train_kwargs)
+
+
+def _check_writable(root: Optional[str]) -> None:
+  """ConfigError now, rather than after training, if `root` is unwritable."""
+  root = os.path.abspath(root or default_root())
+  try:
+    os.makedirs(root, exist_ok=True)
+    probe = os.path.join(root, f".write-test-{os.getpid()}")
+    with open(probe, "wb"):
+      pass
+    os.remove(probe)
+  except OSError as e:
+    raise ConfigError(f"Cannot write classifiers to {root} ({e.strerror}): "
+                      "pass a writable --output_root, or set GAN_JAX_CACHE."
+                      ) from e
+
+
+def _train(dataset_name: str, train_set: data.Dataset,
+           test_set: data.Dataset, *, root: Optional[str], split: str,
+           test_split: str, data_dir: Optional[str], num_epochs: int = 3,
+           batch_size: int = 128, seed: int = 0, num_classes: int = 10,
+           lr: float = 1e-3, log_every: int = 100) -> Dict[str, Any]:
   if num_epochs < 1:
     raise ConfigError(f"--num_epochs={num_epochs} must be at least 1.")
   if batch_size < 1:
     raise ConfigError(f"--batch_size={batch_size} must be at least 1.")
-  target = classifier_dir(dataset_name, root)
-  train_set = data.load(dataset_name, split, data_dir)
-  test_set = data.load(dataset_name, test_split, data_dir)
   for name, dataset in ((split, train_set), (test_split, test_set)):
     if len(dataset) == 0:
       raise DataError(f"The {name} split of {dataset_name} is empty.")
@@ -169,6 +198,8 @@ def train_classifier(dataset_name: str, data_dir: Optional[str] = None,
   if train_set.image_shape != test_set.image_shape:
     raise DataError(f"Splits {split} {train_set.image_shape} and {test_split} "
                     f"{test_set.image_shape} have different image shapes.")
+  train_identity = data_identity.identify(train_set.images, train_set.labels)
+  target = classifier_dir(train_identity.sha256, root)
 
   model = DomainClassifier(num_classes=num_classes)
   steps_per_epoch = max(1, len(train_set) // batch_size)
@@ -206,6 +237,9 @@ def train_classifier(dataset_name: str, data_dir: Optional[str] = None,
   accuracy = float((logits.argmax(-1) == test_set.labels).mean())
   info = {
       "dataset": dataset_name,
+      "train_sha256": train_identity.sha256,
+      "test_sha256": hashing.dataset_sha256(test_set.images, test_set.labels),
+      "known_as": train_identity.to_dict()["known_as"],
       "data_dir": os.path.abspath(data_dir) if data_dir else None,
       "split": split,
       "test_split": test_split,
@@ -255,14 +289,15 @@ def _corrupt(path: str, problem: str) -> DataError:
       "`python -m experiments.train_classifier` for its dataset.")
 
 
-def load_classifier(dataset_name: str, root: Optional[str] = None
+def load_classifier(train_sha256: str, root: Optional[str] = None
                     ) -> Tuple[Classifier, Dict[str, Any]]:
-  """Loads the saved classifier of `dataset_name`, checking its hash."""
-  path = classifier_dir(dataset_name, root)
+  """Loads the classifier trained on data with this content hash (of its
+  train split, `hashing.dataset_sha256`), checking its weights' hash."""
+  path = classifier_dir(train_sha256, root)
   if not os.path.isdir(path):
     raise DataError(
-        f"No classifier for {dataset_name} at {path}: train one with `python "
-        f"-m experiments.train_classifier --dataset={dataset_name}`.")
+        f"No classifier for this data at {path}: train one with `python -m "
+        "experiments.train_classifier --dataset=... [--data_dir=...]`.")
   try:
     with open(os.path.join(path, INFO_FILE)) as f:
       info = json.load(f)
@@ -272,6 +307,9 @@ def load_classifier(dataset_name: str, root: Optional[str] = None
              if not isinstance(info, dict) or k not in info]
   if missing:
     raise _corrupt(path, f"{INFO_FILE} lacks {', '.join(missing)}")
+  if info["train_sha256"] != train_sha256:
+    raise _corrupt(path, f"it was trained on other data (train_sha256 "
+                   f"{str(info['train_sha256'])[:12]}...)")
   try:
     model = DomainClassifier(num_classes=int(info["num_classes"]))
     image_shape = tuple(int(d) for d in info["image_shape"])
@@ -292,19 +330,27 @@ def load_classifier(dataset_name: str, root: Optional[str] = None
 
 def load_or_train_classifier(dataset_name: str,
                              data_dir: Optional[str] = None,
-                             root: Optional[str] = None, **train_kwargs
+                             root: Optional[str] = None,
+                             tfds_data_dir: Optional[str] = None,
+                             **train_kwargs
                              ) -> Tuple[Classifier, Dict[str, Any]]:
-  """The saved classifier of `dataset_name`, trained first if there is none.
+  """The classifier of the train split of `dataset_name` (from `data_dir`
+  or TFDS), trained first if there is none for that content.
 
   `train_kwargs` go to `train_classifier` when it has to train. A folder that
   exists but is corrupt is an error, not retrained over.
   """
-  path = classifier_dir(dataset_name, root)
+  train_set = data.load(dataset_name, "train", data_dir, tfds_data_dir)
+  train_sha256 = hashing.dataset_sha256(train_set.images, train_set.labels)
+  path = classifier_dir(train_sha256, root)
   if not os.path.exists(path):
-    logging.warning("No %s classifier at %s: training one now (once).",
-                    dataset_name, path)
-    train_classifier(dataset_name, data_dir, root=root, **train_kwargs)
-  return load_classifier(dataset_name, root)
+    logging.warning("No classifier for the %s training data at %s: training "
+                    "one now (once).", dataset_name, path)
+    _check_writable(root)
+    test_set = data.load(dataset_name, "test", data_dir, tfds_data_dir)
+    _train(dataset_name, train_set, test_set, root=root, split="train",
+           test_split="test", data_dir=data_dir, **train_kwargs)
+  return load_classifier(train_sha256, root)
 
 
 # --- Features ----------------------------------------------------------------

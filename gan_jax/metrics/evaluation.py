@@ -11,7 +11,7 @@
 Every result carries the protocol that produced it, so two numbers can be
 compared only when their protocols match. The real side (features, logits,
 mean and covariance of a split under an extractor) is cached in
-`<cache>/reference/`, keyed by dataset, split, extractor, a hash of its
+`<cache>/reference/`, keyed by content alone: a hash of the extractor's
 weights and a hash of the real images themselves.
 """
 
@@ -31,8 +31,8 @@ from gan_jax.metrics.kid import kernel_inception_distance
 from gan_jax.metrics.manifold import density_coverage, precision_recall
 from gan_jax.metrics.scores import classifier_score
 
-# A classifier that gets fewer reference images right than this is looking at
-# another dataset than the one it was trained on (--dataset vs --data_dir).
+# A classifier trained on the data's train split that gets fewer of its
+# reference images right than this gives features that mean little.
 MIN_REFERENCE_ACCURACY = 0.5
 
 
@@ -90,9 +90,10 @@ def _save_cached(path: str, reference: Reference) -> None:
 
 
 def real_images(dataset_name: str, split: str, data_dir: Optional[str],
-                num_real: Optional[int]) -> data.Dataset:
+                num_real: Optional[int],
+                tfds_data_dir: Optional[str] = None) -> data.Dataset:
   """The first `num_real` images (all if None) of a split, with labels."""
-  real = data.load(dataset_name, split, data_dir)
+  real = data.load(dataset_name, split, data_dir, tfds_data_dir)
   if num_real is not None and not 2 <= num_real <= len(real):
     raise ConfigError(f"--num_real={num_real} must be in [2, {len(real)}], "
                       f"the size of the {split} split of {dataset_name}.")
@@ -103,22 +104,24 @@ def real_reference(extractor: FeatureExtractor, dataset_name: str,
                    split: str = "test", data_dir: Optional[str] = None,
                    num_real: Optional[int] = None,
                    cache_dir: Optional[str] = None,
-                   real: Optional[data.Dataset] = None) -> Reference:
+                   real: Optional[data.Dataset] = None,
+                   tfds_data_dir: Optional[str] = None) -> Reference:
   """Features and statistics of the first `num_real` images of a split.
 
   All images when `num_real` is None; `real` passes them in if they are
-  loaded already. Computed once per (dataset, split, extractor weights,
-  images) and then read from `cache_dir`. A classifier extractor must
+  loaded already. Computed once per (extractor weights, images) and then
+  read from `cache_dir`. A classifier extractor must
   recognise the reference images (accuracy >= 50%), which catches a
   --dataset that does not name the data in --data_dir.
   """
   if real is None:
-    real = real_images(dataset_name, split, data_dir, num_real)
+    real = real_images(dataset_name, split, data_dir, num_real,
+                       tfds_data_dir)
   images = real.images
   data_sha256 = hashing.tree_sha256(images)
-  key = "_".join([dataset_name, split, f"n{len(images)}",
-                  extractor.name.replace("/", "-"),
-                  extractor.weights_sha256[:12], data_sha256[:12]])
+  # Content only: a name typed by a user can't select another's features.
+  key = "_".join([f"n{len(images)}", extractor.weights_sha256[:16],
+                  data_sha256[:16]])
   path = os.path.join(cache_dir or default_cache_dir(), f"{key}.npz")
   reference = None
   if os.path.exists(path):
@@ -133,12 +136,15 @@ def real_reference(extractor: FeatureExtractor, dataset_name: str,
     reference = _compute_reference(extractor, dataset_name, split, images,
                                    real.labels, data_sha256)
     _save_cached(path, reference)
+  # The same images may have been cached under another name or split label.
+  reference = dataclasses.replace(reference, dataset=dataset_name, split=split)
   accuracy = reference.extractor_accuracy
   if accuracy is not None and accuracy < MIN_REFERENCE_ACCURACY:
     raise ConfigError(
         f"The {extractor.name} extractor classifies only {accuracy:.0%} of "
-        f"the {split} images of {data_dir or dataset_name} correctly, so "
-        f"they are not {dataset_name}: pass the --dataset that names them.")
+        f"the {split} images of {data_dir or dataset_name} correctly: too "
+        "weak for classifier-based metrics (too few images, or labels it "
+        "cannot learn). Use --extractor=inception, or more labelled data.")
   return reference
 
 
@@ -235,6 +241,8 @@ def evaluate(images, extractor: FeatureExtractor, reference: Reference, *,
       "reference_sha256": reference.data_sha256,
       "extractor": extractor.name,
       "extractor_sha256": extractor.weights_sha256,
+      **({"extractor_trained_on_sha256": extractor.trained_on_sha256}
+         if extractor.trained_on_sha256 else {}),
       "resize": extractor.resize,
       "seed": seed,
       **context,

@@ -32,6 +32,8 @@ class FeatureExtractor:
   """
   name: str  # e.g. "classifier/fashion_mnist", "inception_v3".
   weights_sha256: str
+  # dataset_sha256 of the data a project-trained extractor learned from.
+  trained_on_sha256: Optional[str]
   resize: str  # How images reach the network's input size.
   feature_dim: int
   num_classes: int
@@ -49,19 +51,26 @@ class FeatureExtractor:
 
 
 def _classifier(dataset: Optional[str] = None, data_dir: Optional[str] = None,
-                classifier_root: Optional[str] = None, **unused
+                classifier_root: Optional[str] = None,
+                tfds_data_dir: Optional[str] = None, **unused
                 ) -> FeatureExtractor:
-  """The domain classifier of `dataset`, trained on first use."""
+  """The domain classifier of the train split of `dataset` (or the files in
+  `data_dir`), keyed by that split's content and trained on first use. It is
+  named after the dataset only when the content is recognised as it."""
   del unused
   # Imported here: the classifier pulls in flax, optax and orbax.
   from gan_jax.metrics import classifier as lib  # pylint: disable=g-import-not-at-top
   if not dataset:
     raise ConfigError("The classifier extractor needs --dataset (e.g. "
                       "fashion_mnist): it names the classifier to use.")
-  trained, info = lib.load_or_train_classifier(dataset, data_dir,
-                                               root=classifier_root)
+  trained, info = lib.load_or_train_classifier(
+      dataset, data_dir, root=classifier_root, tfds_data_dir=tfds_data_dir)
+  known_as = info.get("known_as")
+  trained_on = (known_as.split("/")[0] if known_as
+                else f"{dataset}-sha256-{info['train_sha256'][:12]}")
   return FeatureExtractor(
-      name=f"classifier/{dataset}", weights_sha256=info["params_sha256"],
+      name=f"classifier/{trained_on}", weights_sha256=info["params_sha256"],
+      trained_on_sha256=info["train_sha256"],
       resize=f"none (native {'x'.join(map(str, trained.image_shape[:2]))})",
       feature_dim=lib.FEATURE_DIM, num_classes=trained.model.num_classes,
       embed=lambda images: lib.classifier_features_and_logits(trained, images),
@@ -75,7 +84,8 @@ def _inception(inception_weights: Optional[str] = None, **unused
   from gan_jax.metrics import inception as lib  # pylint: disable=g-import-not-at-top
   variables, sha256 = lib.load_inception_variables(inception_weights)
   return FeatureExtractor(
-      name="inception_v3", weights_sha256=sha256, resize=lib.RESIZE_METHOD,
+      name="inception_v3", weights_sha256=sha256, trained_on_sha256=None,
+      resize=lib.RESIZE_METHOD,
       feature_dim=lib.FEATURE_DIM, num_classes=lib.NUM_CLASSES,
       embed=lambda images: lib.inception_features_and_logits(variables,
                                                              images),
@@ -91,11 +101,13 @@ EXTRACTORS: Dict[str, Callable[..., FeatureExtractor]] = {
 def create(name: str, *, dataset: Optional[str] = None,
            data_dir: Optional[str] = None,
            classifier_root: Optional[str] = None,
-           inception_weights: Optional[str] = None) -> FeatureExtractor:
+           inception_weights: Optional[str] = None,
+           tfds_data_dir: Optional[str] = None) -> FeatureExtractor:
   """The extractor `name` (a key of EXTRACTORS); unused options are ignored."""
   if name not in EXTRACTORS:
     raise ConfigError(f"--extractor={name!r} is not one of "
                       f"{', '.join(sorted(EXTRACTORS))}.")
   return EXTRACTORS[name](dataset=dataset, data_dir=data_dir,
                           classifier_root=classifier_root,
-                          inception_weights=inception_weights)
+                          inception_weights=inception_weights,
+                          tfds_data_dir=tfds_data_dir)

@@ -83,7 +83,7 @@ class ConvEncoder(nn.Module):
   image_shape: Tuple[int, int, int] = (28, 28, 1)
   features: int = 32  # Channels of the first conv; doubled at each halving.
   hidden: int = 256  # Width of the dense layer before the head.
-  activation: Callable = nn.elu
+  activation: Callable = layers.elu
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -104,7 +104,7 @@ class ConvDecoder(nn.Module):
   out_channels: int = 1
   features: int = 32  # Channels of the last hidden map; doubled going back.
   hidden: int = 256
-  activation: Callable = nn.elu
+  activation: Callable = layers.elu
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
