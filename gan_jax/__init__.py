@@ -37,9 +37,11 @@ def _tune_xla_cpu() -> None:
 
 
 _tune_xla_cpu()
-# TensorFlow (imported by TFDS and the summary writer) prints its oneDNN
-# notice at import whatever TF_CPP_MIN_LOG_LEVEL says, unless oneDNN's TF
-# kernels are off; TensorFlow only decodes dataset records here, so they do
-# not matter. Both can be overridden from the environment.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+# TensorFlow (imported by TFDS only) prints its oneDNN notice at import
+# whatever TF_CPP_MIN_LOG_LEVEL says, unless oneDNN's TF kernels are off;
+# TensorFlow only decodes dataset records here, so they do not matter. Its
+# C++ warnings (e.g. no Google credentials when TFDS looks at GCS) are not
+# the user's concern either; errors still print. Both can be overridden from
+# the environment.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")

@@ -2,7 +2,7 @@
 warnings, not the libraries' chatter.
 
 Orbax logs dozens of INFO lines per save or restore through absl, and warns
-on every read-only open; JAX logs at INFO, through its own logger, that it
+on every read-only open; TFDS narrates its lookups; JAX logs at INFO, through its own logger, that it
 found no TPU. Both are filtered; everything at WARNING or above from
 elsewhere passes. When a checkpoint read or write fails, TensorStore's
 callbacks still in flight raise into a closed asyncio loop, hundreds of
@@ -46,6 +46,10 @@ def _not_an_echo(record) -> bool:
 
 def _keep(record) -> bool:
   path = record.pathname
+  if f"{os.sep}tensorflow_datasets{os.sep}" in path:
+    # TFDS narrates its lookups (and GCS probes); its failures reach the
+    # user as gan_jax's DataError.
+    return record.levelno >= logging.converter.STANDARD_ERROR
   if f"{os.sep}orbax{os.sep}" in path:
     # Orbax logs each failed write thread's traceback; gan_jax reports the
     # failure once, in one line (checkpoint._write_error).

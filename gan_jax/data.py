@@ -157,8 +157,9 @@ def load_tfds(name: str, split: str = "train",
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   except ImportError as e:  # The light install: IDX folders only.
     raise DataError(
-        f"--dataset={name} needs TFDS, which this install lacks: pip install "
-        f"'gan_jax[tfds]' (TensorFlow Datasets and TensorFlow). {OFFLINE_HINT}"
+        f"--dataset={name} needs TFDS, which this install lacks: run "
+        "`pip install -e \".[tfds]\"` in the gan_jax checkout (TensorFlow "
+        f"Datasets and TensorFlow). {OFFLINE_HINT}"
     ) from e
   tfds.disable_progress_bar()  # Progress bars would flood a log file.
   try:

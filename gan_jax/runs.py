@@ -17,7 +17,7 @@ import jax
 from absl import logging
 import numpy as np
 
-from gan_jax import checkpoint, families, sampling
+from gan_jax import checkpoint, families, paths, sampling
 from gan_jax.config import RunConfig, differences
 from gan_jax.errors import CheckpointError, ConfigError, WorkdirError
 from gan_jax.family import Family
@@ -107,14 +107,12 @@ def load(workdir: str, which: Which = "latest", *,
 
 def _writable(path: str, flag: str) -> None:
   """UserError now, rather than after sampling, if `path` can't be written."""
-  try:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(f"{path}.tmp-{os.getpid()}", "wb"):
-      pass
-    os.remove(f"{path}.tmp-{os.getpid()}")
-  except OSError as e:
-    raise WorkdirError(f"{flag}={path} cannot be written ({e.strerror}); "
-                       "choose another path.") from e
+  problem = paths.unwritable_folder(os.path.dirname(os.path.abspath(path)))
+  if problem is None and os.path.isdir(path):
+    problem = f"{path} is a folder"
+  if problem:
+    raise WorkdirError(f"{flag}={path} cannot be written ({problem}); "
+                       "choose another path.")
 
 
 def sample_to_files(workdir: str, num_samples: int, output: str,

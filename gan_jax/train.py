@@ -32,7 +32,6 @@ checkpoint with a new key.
 import functools
 import math
 import os
-import tempfile
 import time
 from typing import Any, Callable, Dict, List
 
@@ -42,7 +41,7 @@ import numpy as np
 from absl import logging
 
 from gan_jax import (checkpoint, console, data, data_identity, hashing, parallel,
-                     sampling, summaries)
+                     paths, sampling, summaries)
 from gan_jax.config import RunConfig, differences
 from gan_jax.errors import (ConfigError, DivergenceError, Preempted,
                             WorkdirError)
@@ -59,17 +58,10 @@ MAX_NAN_RESTORES = 3
 
 
 def _prepare_workdir(workdir: str) -> None:
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise WorkdirError(f"--workdir={workdir} is a file, not a folder; choose "
-                       "another --workdir.")
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    # A unique name: every process of a multi-host run probes the same dir.
-    with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write_test"):
-      pass
-  except OSError as e:
-    raise WorkdirError(f"--workdir={workdir} is not writable "
-                       f"({e.strerror}); choose another --workdir.") from e
+  problem = paths.unwritable_folder(workdir)
+  if problem:
+    raise WorkdirError(f"--workdir={workdir} cannot be written ({problem}); "
+                       "choose another --workdir.")
 
 
 def _mean_metrics(history: List[Dict[str, jax.Array]]) -> Dict[str, float]:

@@ -104,22 +104,25 @@ def _garbage_json(folder):
     f.write("{not json")
 
 
-def _missing_field(folder):
+def _edit_info(folder, edit):
   path = os.path.join(folder, clf.INFO_FILE)
   with open(path) as f:
     info = json.load(f)
-  del info["params_sha256"]
+  edit(info)
   with open(path, "w") as f:
     json.dump(info, f)
+
+
+def _missing_field(folder):
+  _edit_info(folder, lambda info: info.pop("params_sha256"))
 
 
 def _wrong_hash(folder):
-  path = os.path.join(folder, clf.INFO_FILE)
-  with open(path) as f:
-    info = json.load(f)
-  info["params_sha256"] = "0" * 64
-  with open(path, "w") as f:
-    json.dump(info, f)
+  _edit_info(folder, lambda info: info.update(params_sha256="0" * 64))
+
+
+def _other_data(folder):
+  _edit_info(folder, lambda info: info.update(train_sha256="cd" * 32))
 
 
 def _no_params(folder):
@@ -135,15 +138,6 @@ def _truncated_params(folder):
       size = os.path.getsize(path)
       with open(path, "r+b") as f:
         f.truncate(size // 2)
-
-
-def _other_data(folder):
-  path = os.path.join(folder, clf.INFO_FILE)
-  with open(path) as f:
-    info = json.load(f)
-  info["train_sha256"] = "cd" * 32
-  with open(path, "w") as f:
-    json.dump(info, f)
 
 
 @pytest.mark.parametrize("corrupt", [_garbage_json, _missing_field,

@@ -38,7 +38,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from gan_jax import data, data_identity, hashing
+from gan_jax import data, data_identity, hashing, paths
 from gan_jax.errors import ConfigError, DataError, DivergenceError
 
 Params = Any
@@ -166,16 +166,10 @@ def train_classifier(dataset_name: str, data_dir: Optional[str] = None,
 def _check_writable(root: Optional[str]) -> None:
   """ConfigError now, rather than after training, if `root` is unwritable."""
   root = os.path.abspath(root or default_root())
-  try:
-    os.makedirs(root, exist_ok=True)
-    probe = os.path.join(root, f".write-test-{os.getpid()}")
-    with open(probe, "wb"):
-      pass
-    os.remove(probe)
-  except OSError as e:
-    raise ConfigError(f"Cannot write classifiers to {root} ({e.strerror}): "
-                      "pass a writable --output_root, or set GAN_JAX_CACHE."
-                      ) from e
+  problem = paths.unwritable_folder(root)
+  if problem:
+    raise ConfigError(f"Cannot write classifiers to {root} ({problem}): "
+                      "pass a writable --output_root, or set GAN_JAX_CACHE.")
 
 
 def _train(dataset_name: str, train_set: data.Dataset,
