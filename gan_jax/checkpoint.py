@@ -240,7 +240,8 @@ def wait(mngr: ocp.CheckpointManager) -> None:
 
 
 def close(mngr: ocp.CheckpointManager) -> None:
-  """`wait`s for pending saves, then closes `mngr` even if one failed."""
+  """`wait`s for pending saves, then closes `mngr` even if one failed; a
+  failed save's half-written folder is removed once orbax has stopped."""
   try:
     wait(mngr)
   except BaseException:
@@ -248,6 +249,8 @@ def close(mngr: ocp.CheckpointManager) -> None:
       mngr.close()  # Its wait may raise the same error again.
     except Exception:  # pylint: disable=broad-except
       pass
+    if jax.process_index() == 0:  # The process that finalizes the saves.
+      _remove_unfinished(mngr.directory)
     raise
   mngr.close()
 

@@ -142,7 +142,6 @@ def _restore_if_present(mngr, state: State, check) -> State:
   """
   restored = checkpoint.restore_latest_good(mngr, lambda record: state, check)
   if restored is None:
-    _warn_if_started_before(os.path.dirname(str(mngr.directory)))
     return state
   saved_step, state = restored
   logging.info("Resuming from the checkpoint at step %d.", saved_step)
@@ -333,6 +332,8 @@ def _train(family: Family, model: Any, run: RunConfig, workdir: str,
   mngr = checkpoint.manager(workdir, run.keep_checkpoints)
   state = _restore_if_present(mngr, fresh_state(), check)
   start_step = int(_host_value(state.step))
+  if start_step == 0:
+    _warn_if_started_before(workdir)
   if start_step > run.num_steps:
     raise ConfigError(
         f"--num_steps={run.num_steps} is below step {start_step}, where the "

@@ -181,6 +181,9 @@ def test_disk_full_during_save_is_a_checkpoint_error(
   assert checkpoints in message and "No space left on device" in message
   assert "Free disk space" in message and "--workdir" in message
   monkeypatch.undo()
+  # Nothing half-written is left behind.
+  assert not [name for name in os.listdir(checkpoints)
+              if name.endswith(".orbax-checkpoint-tmp")]
   # Step 3 is intact, and the next run resumes from it.
   mngr = checkpoint.manager(workdir)
   assert mngr.all_steps() == [3]

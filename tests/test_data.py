@@ -274,3 +274,8 @@ def test_light_install_without_tfds_names_the_extra(monkeypatch):
   monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # Not there.
   with pytest.raises(DataError, match=r'pip install -e "\.\[tfds\]"'):
     data.load("mnist", "train")
+
+
+def test_misspelt_dataset_gets_a_suggestion():
+  with pytest.raises(DataError, match="did you mean mnist"):
+    data.load("mnsit", "train")

@@ -31,6 +31,12 @@ def test_train_then_sample_from_the_command_line(idx_dir, tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   assert "step 4/4" in result.stderr
   assert "ETA" in result.stderr
+  # Progress a user needs, and none of the libraries' chatter.
+  assert "Compiling the gan step" in result.stderr
+  assert "Done: step 4" in result.stderr and "experiments.sample" in (
+      result.stderr)
+  for chatter in ("oneDNN", "xla_bridge", "orbax", "absl::InitializeLog"):
+    assert chatter not in result.stderr, chatter
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4"]
   assert os.path.exists(os.path.join(workdir, "samples", "step_0000004.png"))
 
@@ -38,6 +44,7 @@ def test_train_then_sample_from_the_command_line(idx_dir, tmp_path):
   result = _run("experiments.sample", f"--workdir={workdir}",
                 "--num_samples=10", f"--output={output}", f"--grid={grid}")
   assert result.returncode == 0, result.stderr[-3000:]
+  assert len(result.stderr.strip().splitlines()) <= 2, result.stderr
   images = np.load(output)["images"]
   assert images.shape == (10, 28, 28, 1) and images.dtype == np.uint8
   assert os.path.getsize(grid) > 0
