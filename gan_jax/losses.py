@@ -52,6 +52,30 @@ def hinge_g_loss(fake_logits: Array) -> Array:
   return -jnp.mean(_f32(fake_logits))
 
 
+def wasserstein_d_loss(real_logits: Array, fake_logits: Array) -> Array:
+  """E[D(G(z))] - E[D(x)]: the critic's estimate of the Wasserstein-1
+  distance, negated (Arjovsky et al. 2017). Needs a Lipschitz constraint on
+  D, e.g. a gradient penalty, to mean anything."""
+  return jnp.mean(_f32(fake_logits)) - jnp.mean(_f32(real_logits))
+
+
+def wasserstein_g_loss(fake_logits: Array) -> Array:
+  """-E[D(G(z))]."""
+  return -jnp.mean(_f32(fake_logits))
+
+
+def least_squares_d_loss(real_logits: Array, fake_logits: Array) -> Array:
+  """1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]: LSGAN with labels a=0, b=1
+  (Mao et al. 2017, eq. 9), D's output taken as a raw score."""
+  return 0.5 * (jnp.mean(jnp.square(_f32(real_logits) - 1.0))
+                + jnp.mean(jnp.square(_f32(fake_logits))))
+
+
+def least_squares_g_loss(fake_logits: Array) -> Array:
+  """1/2 E[(D(G(z)) - 1)^2] (c=1)."""
+  return 0.5 * jnp.mean(jnp.square(_f32(fake_logits) - 1.0))
+
+
 class GANLoss(NamedTuple):
   """The two players' losses. Pass your own as `GANConfig(loss=GANLoss(...))`;
   compute in float32 and return a scalar mean."""
@@ -63,6 +87,8 @@ LOSSES = {
     "minimax": GANLoss(minimax_d_loss, minimax_g_loss),
     "non_saturating": GANLoss(minimax_d_loss, non_saturating_g_loss),
     "hinge": GANLoss(hinge_d_loss, hinge_g_loss),
+    "wasserstein": GANLoss(wasserstein_d_loss, wasserstein_g_loss),
+    "least_squares": GANLoss(least_squares_d_loss, least_squares_g_loss),
 }
 
 

@@ -40,6 +40,24 @@ def test_hinge_losses():
   np.testing.assert_allclose(losses.hinge_g_loss(FAKE), 1.25, rtol=1e-6)
 
 
+def test_wasserstein_losses():
+  # E fake = (0.5 - 3) / 2 = -1.25, E real = (2 - 1) / 2 = 0.5.
+  np.testing.assert_allclose(losses.wasserstein_d_loss(REAL, FAKE), -1.75,
+                             rtol=1e-6)
+  np.testing.assert_allclose(losses.wasserstein_g_loss(FAKE), 1.25, rtol=1e-6)
+
+
+def test_least_squares_losses():
+  # D: 1/2 [((2-1)^2 + (-1-1)^2) / 2 + (0.5^2 + 3^2) / 2] = 1/2 [2.5 + 4.625].
+  np.testing.assert_allclose(losses.least_squares_d_loss(REAL, FAKE), 3.5625,
+                             rtol=1e-6)
+  # G: 1/2 [((0.5-1)^2 + (-3-1)^2) / 2] = 1/2 * 8.125.
+  np.testing.assert_allclose(losses.least_squares_g_loss(FAKE), 4.0625,
+                             rtol=1e-6)
+  # At the optimum D(x) = 1 for real and 0 for fake: zero D loss.
+  assert float(losses.least_squares_d_loss(np.ones(2), np.zeros(2))) == 0.0
+
+
 @pytest.mark.parametrize("name", sorted(losses.LOSSES))
 def test_large_logits_stay_finite(name):
   loss = losses.LOSSES[name]
