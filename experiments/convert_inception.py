@@ -17,11 +17,11 @@ from absl import flags
 
 from gan_jax import cli
 from gan_jax.errors import UserError
-from gan_jax.metrics import inception
+from gan_jax.metrics import inception_weights
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("pth", None,
-                    f"pytorch-fid's weights file, {inception.WEIGHTS_NAME}.",
+                    f"pytorch-fid's weights file, {inception_weights.WEIGHTS_NAME}.",
                     required=True)
 flags.DEFINE_string("output", None,
                     "Where to write the .npz; default: --pth with .npz.")
@@ -33,7 +33,7 @@ def main(argv):
              "flags look like --pth=PATH")
   output = FLAGS.output or os.path.splitext(FLAGS.pth)[0] + ".npz"
   try:
-    info = inception.convert_pth_to_npz(FLAGS.pth, output)
+    info = inception_weights.convert_pth_to_npz(FLAGS.pth, output)
   except UserError as e:
     sys.exit(f"error: {e}")
   print(json.dumps(info, indent=2))

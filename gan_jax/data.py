@@ -14,18 +14,20 @@ fixed-size batches of float32 images in [-1, 1], and `prefetch(...)` moves them
 to the devices on a background thread so the step never waits for the host.
 """
 
+import dataclasses
 import difflib
+import functools
 import gzip
 import os
 import queue
 import socket
 import textwrap
 import threading
-from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import numpy as np
 
-from gan_jax import data_identity
+from gan_jax import data_identity, hashing
 from gan_jax.errors import DataError
 
 OFFLINE_HINT = (
@@ -34,7 +36,8 @@ OFFLINE_HINT = (
     "--data_dir=/usr/share/datasets/fashion-mnist.")
 
 
-class Dataset(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class Dataset:
   images: np.ndarray  # uint8 [N, H, W, C]
   labels: np.ndarray  # int32 [N]
 
@@ -44,6 +47,11 @@ class Dataset(NamedTuple):
 
   def __len__(self):
     return len(self.images)
+
+  @functools.cached_property
+  def sha256(self) -> str:
+    """`hashing.dataset_sha256` of images and labels, computed once."""
+    return hashing.dataset_sha256(self.images, self.labels)
 
 
 # --- IDX files (the MNIST format) --------------------------------------------
@@ -212,8 +220,8 @@ def load(dataset: str, split: str = "train", data_dir: Optional[str] = None,
   """
   if data_dir:
     loaded = load_idx_dir(data_dir, split)
-    data_identity.check_name(dataset, split, data_identity.identify(
-        loaded.images, loaded.labels), data_dir)
+    data_identity.check_name(dataset, split,
+                             data_identity.identify(loaded.sha256), data_dir)
     return loaded
   return load_tfds(dataset, split, tfds_data_dir)
 

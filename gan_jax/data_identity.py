@@ -6,15 +6,14 @@ Splits whose hashes are listed in KNOWN_SPLITS are recognised whatever folder
 or source they come from, so `--dataset=mnist` over Fashion-MNIST files is an
 error rather than a mislabelled result.
 
-    identity = identify(dataset)   # Identity(sha256="f489a1e8...",
-                                   #          known_as=("mnist", "train"))
+    identity = identify(dataset.sha256)   # Identity(sha256="f489a1e8...",
+                                          #   known_as=("mnist", "train"))
 """
 
 from typing import NamedTuple, Optional, Tuple
 
 from absl import logging
 
-from gan_jax import hashing
 from gan_jax.errors import DataError
 
 # dataset_sha256 of the genuine splits. Measured on the IDX files and on the
@@ -43,9 +42,9 @@ class Identity(NamedTuple):
             "known_as": "/".join(self.known_as) if self.known_as else None}
 
 
-def identify(images, labels) -> Identity:
-  """The identity of images [N, ...] with labels [N]."""
-  sha256 = hashing.dataset_sha256(images, labels)
+def identify(sha256: str) -> Identity:
+  """The identity of the data whose `hashing.dataset_sha256` (or
+  `data.Dataset.sha256`) is `sha256`."""
   return Identity(sha256, KNOWN_SPLITS.get(sha256))
 
 

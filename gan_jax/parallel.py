@@ -72,3 +72,10 @@ def local_copy(tree: Any) -> Any:
     return leaf
 
   return jax.tree.map(local, tree)
+
+
+def host_value(x: Any) -> np.ndarray:
+  """A replicated array's value on this host (also on several processes)."""
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    x = x.addressable_data(0)
+  return np.asarray(x)

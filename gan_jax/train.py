@@ -37,18 +37,15 @@ from typing import Any, Callable, Dict, List
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from absl import logging
 
-from gan_jax import (checkpoint, console, data, data_identity, hashing, parallel,
-                     paths, sampling, summaries)
+from gan_jax import (checkpoint, console, data, data_identity, eval_hook,
+                     parallel, paths, sampling, summaries)
 from gan_jax.config import RunConfig, differences
 from gan_jax.errors import (ConfigError, DivergenceError, Preempted,
                             WorkdirError)
-from gan_jax.evaluator import EvalConfig, Evaluator
 from gan_jax.family import DataSpec, Family
 from gan_jax.lock import WorkdirLock
-from gan_jax.metrics import evaluation
 from gan_jax.preemption import Preemption
 
 State = Any
@@ -188,18 +185,11 @@ def _restart_after_divergence(mngr, fresh_state: State, check, sharding,
   return state.replace(rng=jax.device_put(jax.random.key_data(key), sharding))
 
 
-def _host_value(x) -> np.ndarray:
-  """A replicated array's value on this host (also on several processes)."""
-  if isinstance(x, jax.Array) and not x.is_fully_addressable:
-    x = x.addressable_data(0)
-  return np.asarray(x)
-
-
 def _write_previews(writer, workdir: str, step: int, previews) -> None:
   """Writes each preview as samples/[<name>_]step_<step>.png and an image
   summary."""
   for name, images in previews.items():
-    grid = sampling.image_grid(sampling.to_uint8(_host_value(images)))
+    grid = sampling.image_grid(sampling.to_uint8(parallel.host_value(images)))
     prefix = "" if name == "samples" else f"{name}_"
     path = os.path.join(workdir, "samples", f"{prefix}step_{step:07d}.png")
     try:
@@ -227,60 +217,6 @@ def _log_done(family: Family, workdir: str, start_step: int, done: int,
   lines.append(f"  Evaluate: python -m experiments.evaluate "
                f"--workdir={workdir}")
   logging.info("\n".join(lines))
-
-
-def _fd_protocol(records) -> tuple:
-  """What must match for two FDs to be comparable."""
-  fd = next(r for r in records if r["metric"] == "fd")
-  return tuple(fd[k] for k in ("extractor_sha256", "reference_sha256",
-                               "num_generated", "seed"))
-
-
-class _Evaluation:
-  """--eval_every: the family's evaluation metrics, and the best checkpoint.
-
-  The checkpoint with the lowest FD so far is kept in <workdir>/best/ (with
-  its evaluation records), beside the latest ones in checkpoints/. Samples use
-  the evaluation seed, so `experiments.evaluate --checkpoint=best` reproduces
-  the logged FD.
-  """
-
-  def __init__(self, family: Family, run: RunConfig, workdir: str):
-    self.family = family
-    self.evaluator = Evaluator(
-        EvalConfig.for_run(run, metrics=family.eval_metrics), family)
-    self.mngr = checkpoint.best_manager(workdir)
-    saved = checkpoint.best_records(self.mngr)
-    self.best_fd = evaluation.by_metric(saved)["fd"] if saved else math.inf
-    self.best_protocol = _fd_protocol(saved) if saved else None
-
-  def __call__(self, state: State, record: checkpoint.RunRecord,
-               writer) -> None:
-    start = time.perf_counter()
-    # A process-local copy: every process scores the same samples by itself.
-    local = parallel.local_copy(state)
-    step = int(_host_value(state.step))
-    records = self.evaluator.generated(local, step=step)
-    scores = evaluation.by_metric(records)
-    improved = False
-    if "fd" in scores:
-      if self.best_protocol not in (None, _fd_protocol(records)):
-        logging.warning("The evaluation protocol changed since best/ was "
-                        "kept; its FD is not comparable and will be "
-                        "replaced.")
-        self.best_fd = math.inf
-      improved = scores["fd"] < self.best_fd
-      if improved:
-        self.best_fd, self.best_protocol = scores["fd"], _fd_protocol(records)
-        checkpoint.save(self.mngr, state, record, extra={"eval": records})
-    seconds = time.perf_counter() - start
-    writer.write_scalars(step, {**{f"eval/{k}": v for k, v in scores.items()},
-                                "eval/seconds": seconds})
-    described = "  ".join(
-        f"{k} {v:.3f}{' (best)' if k == 'fd' and improved else ''}"
-        for k, v in scores.items())
-    logging.info("step %d eval: %s  (%d samples, %.1f s)", step, described,
-                 self.evaluator.config.num_samples, seconds)
 
 
 def train_and_evaluate(family: Family, model: Any, run: RunConfig,
@@ -313,7 +249,7 @@ def _train(family: Family, model: Any, run: RunConfig, workdir: str,
   logging.info("Data: %d images of shape %s from %s.", len(dataset),
                data_spec.image_shape, run.data_dir or f"TFDS {run.dataset}")
   record = run_record(family, model, run, data_spec,
-                      hashing.dataset_sha256(dataset.images, dataset.labels))
+                      dataset.sha256)
 
   mesh = parallel.make_mesh()
   parallel.check_batch_size(run.batch_size, mesh)
@@ -331,7 +267,7 @@ def _train(family: Family, model: Any, run: RunConfig, workdir: str,
   check = _resume_check(record, workdir)
   mngr = checkpoint.manager(workdir, run.keep_checkpoints)
   state = _restore_if_present(mngr, fresh_state(), check)
-  start_step = int(_host_value(state.step))
+  start_step = int(parallel.host_value(state.step))
   if start_step == 0:
     _warn_if_started_before(workdir)
   if start_step > run.num_steps:
@@ -349,8 +285,8 @@ def _train(family: Family, model: Any, run: RunConfig, workdir: str,
     writer.write_hparams(_scalar_hparams(run, model))
 
   # Built before the loop: a missing classifier trains here, once.
-  evaluation_hook = _Evaluation(family, run, workdir) if run.eval_every \
-      else None
+  evaluation_hook = (eval_hook.EvalHook(family, run, workdir)
+                     if run.eval_every else None)
 
   train_step = jax.jit(family.train_step,
                        in_shardings=(state_sharding, batch_sharding),
@@ -410,8 +346,8 @@ def _train(family: Family, model: Any, run: RunConfig, workdir: str,
           logging.warning(
               "Non-finite %s by step %d: restarting from step %d with a new "
               "PRNG stream (--on_nan=restore, %d of %d).", bad, done,
-              int(_host_value(state.step)), nan_restores, MAX_NAN_RESTORES)
-          done = int(_host_value(state.step))
+              int(parallel.host_value(state.step)), nan_restores, MAX_NAN_RESTORES)
+          done = int(parallel.host_value(state.step))
           batches = batches_from(done)
           timer_step, timer_start = done, time.perf_counter()
           continue

@@ -4,6 +4,8 @@ import dataclasses
 import gzip
 import os
 import struct
+import subprocess
+import sys
 from typing import Any
 
 import jax
@@ -15,6 +17,17 @@ from gan_jax import train
 from gan_jax.config import RunConfig
 from gan_jax.family import Family
 from gan_jax.families import gan
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_module(module, *flags, timeout=300, env=None):
+  """`python -m module flags...` from the repository root, as a user runs
+  it; the CompletedProcess with stdout and stderr as text."""
+  return subprocess.run([sys.executable, "-m", module, *flags], cwd=REPO,
+                        capture_output=True, text=True, timeout=timeout,
+                        env=None if env is None else dict(os.environ, **env))
 
 
 @pytest.fixture(autouse=True)

@@ -2,18 +2,16 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import run_module
 from gan_jax.errors import DataError
 from gan_jax.metrics import classifier as clf
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 96 training bars, batch 32: 3 steps an epoch. 8 epochs reach 1.0 test
 # accuracy for seeds 0..7; 0.9 leaves room for other platforms' numerics.
 TRAIN = dict(num_epochs=8, batch_size=32)
@@ -179,9 +177,7 @@ def test_extraction_is_independent_of_batch_size(tmp_path):
 
 
 def _run(*flags):
-  return subprocess.run(
-      [sys.executable, "-m", "experiments.train_classifier", *flags], cwd=REPO,
-      capture_output=True, text=True, timeout=300)
+  return run_module("experiments.train_classifier", *flags)
 
 
 def test_command_line(idx_dir, tmp_path):

@@ -3,18 +3,15 @@
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import make_digits, write_idx
+from conftest import make_digits, run_module, write_idx
 from gan_jax import evaluate, hashing
 from gan_jax.errors import ConfigError, DataError
 from gan_jax.metrics import classifier, evaluation, extractors
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROTOCOL = {"metric", "value", "num_real", "num_generated", "dataset",
             "reference_split", "reference_sha256", "extractor",
             "extractor_sha256", "resize", "seed"}
@@ -153,10 +150,8 @@ def test_bad_sample_files(tmp_path):
 
 
 def _run_evaluate(*flags, env=None):
-  return subprocess.run(
-      [sys.executable, "-m", "experiments.evaluate", *flags], cwd=REPO,
-      capture_output=True, text=True, timeout=600,
-      env=dict(os.environ, JAX_PLATFORMS="cpu", **(env or {})))
+  return run_module("experiments.evaluate", *flags, timeout=600,
+                    env=dict(JAX_PLATFORMS="cpu", **(env or {})))
 
 
 def test_command_line_scores_an_npz(toy, tmp_path):

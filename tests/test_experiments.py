@@ -11,15 +11,11 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import REPO, run_module
 from gan_jax import runs
 from gan_jax.preemption import Preemption
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _run(module, *flags):
-  return subprocess.run([sys.executable, "-m", module, *flags], cwd=REPO,
-                        capture_output=True, text=True, timeout=300)
+_run = run_module
 
 
 def test_train_then_sample_from_the_command_line(idx_dir, tmp_path):

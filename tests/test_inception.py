@@ -18,6 +18,7 @@ import pytest
 
 from gan_jax.errors import ConfigError, DataError
 from gan_jax.metrics import inception as inc
+from gan_jax.metrics import inception_weights as weights
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOP_LEVEL = ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3",
@@ -91,7 +92,7 @@ def test_parameter_count_matches_the_reference_network():
                            for x in jax.tree.leaves(tree))
   assert count(variables["params"]) == 23_850_960
   assert count(variables["batch_stats"]) == 34_432
-  shapes = inc.state_dict_shapes()
+  shapes = weights.state_dict_shapes()
   assert len(shapes) == 94 * 5 + 2  # conv, bn weight/bias/mean/var; fc.
   assert sorted(tuple(s) for k, s in shapes.items()
                 if k.endswith("conv.weight")) == sorted(
@@ -108,7 +109,7 @@ def test_module_names_and_shapes_mirror_pytorch_fid():
       "branch3x3dbl_3b", "branch_pool"])
   bn = variables["batch_stats"]["Mixed_5b"]["branch_pool"]["bn"]
   assert bn["mean"].shape == bn["var"].shape == (32,)
-  shapes = inc.state_dict_shapes()
+  shapes = weights.state_dict_shapes()
   assert shapes["Conv2d_1a_3x3.conv.weight"] == (32, 3, 3, 3)
   assert shapes["Mixed_6b.branch7x7_2.conv.weight"] == (128, 128, 1, 7)
   assert shapes["Mixed_6e.branch7x7dbl_2.conv.weight"] == (192, 192, 7, 1)
@@ -173,7 +174,7 @@ def state():
   """Random weights in pytorch-fid's layout, scaled to stay finite."""
   rng = np.random.default_rng(0)
   result = {}
-  for key, shape in inc.state_dict_shapes().items():
+  for key, shape in weights.state_dict_shapes().items():
     if key.endswith("conv.weight"):
       fan_in = int(np.prod(shape[1:]))
       value = rng.standard_normal(shape, np.float32) * np.sqrt(2.0 / fan_in)
@@ -198,7 +199,7 @@ def weights_file(state, tmp_path_factory):
 
 def test_load_puts_values_in_place_and_features_are_finite(state,
                                                            weights_file):
-  variables, sha256 = inc.load_inception_variables(weights_file)
+  variables, sha256 = weights.load_inception_variables(weights_file)
   assert len(sha256) == 64 and int(sha256, 16) >= 0
   params, stats = variables["params"], variables["batch_stats"]
   torch_w = state["Conv2d_2b_3x3.conv.weight"]  # [O=64, I=32, 3, 3]
@@ -245,9 +246,9 @@ def test_load_puts_values_in_place_and_features_are_finite(state,
 def test_no_weights_path_is_a_config_error():
   for path in (None, ""):
     with pytest.raises(ConfigError, match="--inception_weights=PATH") as e:
-      inc.load_inception_variables(path)
+      weights.load_inception_variables(path)
     assert "nothing is downloaded" in str(e.value)
-    assert inc.WEIGHTS_NAME in str(e.value)
+    assert weights.WEIGHTS_NAME in str(e.value)
 
 
 def test_bad_files_are_data_errors_naming_the_flag(state, tmp_path,
@@ -260,7 +261,7 @@ def test_bad_files_are_data_errors_naming_the_flag(state, tmp_path,
     elif arrays is not None:
       np.savez(path, **arrays)
     with pytest.raises(DataError, match="--inception_weights") as e:
-      inc.load_inception_variables(path)
+      weights.load_inception_variables(path)
     assert "\n" not in str(e.value)
     return str(e.value)
 

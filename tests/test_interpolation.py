@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -11,11 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import run_module
 from gan_jax import families, interpolation
 from gan_jax.errors import ConfigError
 from gan_jax.family import DataSpec
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_lerp_and_slerp_by_hand():
@@ -56,9 +53,7 @@ def test_interpolation_grid_of_each_family(name):
     interpolation.interpolate(family, state, start, end, 5, mode="cubic")
 
 
-def _run(module, *flags):
-  return subprocess.run([sys.executable, "-m", module, *flags], cwd=REPO,
-                        capture_output=True, text=True, timeout=300)
+_run = run_module
 
 
 def test_vae_from_the_command_line(idx_dir, tmp_path):

@@ -8,6 +8,8 @@ into the test's own folder and the cache in there too.
 import os
 import re
 
+import jax
+import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
@@ -43,5 +45,16 @@ def test_snippet_runs(title, code, tmp_path, monkeypatch):
   monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path / "cache"))
   monkeypatch.chdir(tmp_path)
   code = code.replace("/tmp/", f"{tmp_path}/")
+  namespace = {"__name__": "readme"}
   with tfds.testing.mock_data(num_examples=64):
-    exec(compile(code, README, "exec"), {"__name__": "readme"})  # pylint: disable=exec-used
+    exec(compile(code, README, "exec"), namespace)  # pylint: disable=exec-used
+  # Every snippet computes arrays (images, features, states, metrics), and
+  # none of them is NaN or infinite.
+  arrays = [leaf for name, value in namespace.items()
+            if not name.startswith("__")
+            for leaf in jax.tree.leaves(value)
+            if isinstance(leaf, (np.ndarray, jax.Array))]
+  assert arrays, "the snippet computed no arrays"
+  for leaf in arrays:
+    if jax.dtypes.issubdtype(leaf.dtype, np.floating):
+      assert np.isfinite(np.asarray(leaf)).all()

@@ -18,7 +18,7 @@ pool features [N, 2048], or class predictions) and returns python floats.
 
 Features and logits come from the extractors of `gan_jax.metrics.extractors`
 (the project's domain classifier, `classifier.py`, or FID's InceptionV3,
-`inception.py`); `gan_jax.metrics.evaluation` scores images with the
+`inception.py`, its weights `inception_weights.py`); `gan_jax.metrics.evaluation` scores images with the
 protocol attached. None of them is imported here: they need flax and orbax.
 """
 

@@ -192,7 +192,7 @@ def _train(dataset_name: str, train_set: data.Dataset,
   if train_set.image_shape != test_set.image_shape:
     raise DataError(f"Splits {split} {train_set.image_shape} and {test_split} "
                     f"{test_set.image_shape} have different image shapes.")
-  train_identity = data_identity.identify(train_set.images, train_set.labels)
+  train_identity = data_identity.identify(train_set.sha256)
   target = classifier_dir(train_identity.sha256, root)
 
   model = DomainClassifier(num_classes=num_classes)
@@ -232,7 +232,7 @@ def _train(dataset_name: str, train_set: data.Dataset,
   info = {
       "dataset": dataset_name,
       "train_sha256": train_identity.sha256,
-      "test_sha256": hashing.dataset_sha256(test_set.images, test_set.labels),
+      "test_sha256": test_set.sha256,
       "known_as": train_identity.to_dict()["known_as"],
       "data_dir": os.path.abspath(data_dir) if data_dir else None,
       "split": split,
@@ -335,8 +335,7 @@ def load_or_train_classifier(dataset_name: str,
   exists but is corrupt is an error, not retrained over.
   """
   train_set = data.load(dataset_name, "train", data_dir, tfds_data_dir)
-  train_sha256 = hashing.dataset_sha256(train_set.images, train_set.labels)
-  path = classifier_dir(train_sha256, root)
+  path = classifier_dir(train_set.sha256, root)
   if not os.path.exists(path):
     logging.warning("No classifier for the %s training data at %s: training "
                     "one now (once).", dataset_name, path)
@@ -344,7 +343,7 @@ def load_or_train_classifier(dataset_name: str,
     test_set = data.load(dataset_name, "test", data_dir, tfds_data_dir)
     _train(dataset_name, train_set, test_set, root=root, split="train",
            test_split="test", data_dir=data_dir, **train_kwargs)
-  return load_classifier(train_sha256, root)
+  return load_classifier(train_set.sha256, root)
 
 
 # --- Features ----------------------------------------------------------------

@@ -82,7 +82,8 @@ def _inception(inception_weights: Optional[str] = None, **unused
   """FID's InceptionV3, weights from a user-supplied file."""
   del unused
   from gan_jax.metrics import inception as lib  # pylint: disable=g-import-not-at-top
-  variables, sha256 = lib.load_inception_variables(inception_weights)
+  from gan_jax.metrics import inception_weights as weights  # pylint: disable=g-import-not-at-top
+  variables, sha256 = weights.load_inception_variables(inception_weights)
   return FeatureExtractor(
       name="inception_v3", weights_sha256=sha256, trained_on_sha256=None,
       resize=lib.RESIZE_METHOD,
