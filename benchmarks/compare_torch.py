@@ -2,8 +2,10 @@ r"""gan_jax against its PyTorch twins, side by side: alternate runs, ratios.
 
     python benchmarks/compare_torch.py --torch_python=/path/to/venv/bin/python \
         --rows=vae:mlp:128,vae:conv:128 --rounds=3
+    python benchmarks/compare_torch.py --torch_python=... \
+        --rows=gan:dcgan:64,gan:resnet:64:32 --steps=20
 
-Each row is family:arch:batch at 28x28. Each round runs the JAX step
+Each row is family:arch:batch[:image size] (default 28x28). Each round runs the JAX step
 (benchmarks/train_speed.py's child, in its own process) and the PyTorch twin
 (benchmarks/torch_<family>.py, in its own process, with the interpreter of
 --torch_python, where torch is installed) one after the other, so both see
@@ -19,7 +21,8 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TWINS = {"vae": "torch_vae.py", "gan": "torch_dcgan.py"}
+TWINS = {"vae": "torch_vae.py", "gan": "torch_dcgan.py",
+         "gan:resnet": "torch_resnet_gan.py"}
 
 
 def _last_json(command):
@@ -39,14 +42,16 @@ def main():
   args = parser.parse_args()
 
   for row in args.rows.split(","):
-    family, arch, batch = row.split(":")
+    family, arch, batch, *size = row.split(":")
+    size = size[0] if size else "28"
     jax_rates, torch_rates = [], []
     for _ in range(args.rounds):
       jax_rates.append(_last_json(
           [sys.executable, os.path.join(HERE, "train_speed.py"),
-           f"--child={family}:{arch}:28:{batch}:fast", f"--steps={args.steps}",
+           f"--child={family}:{arch}:{size}:{batch}:fast", f"--steps={args.steps}",
            "--repeats=3"])["images_per_sec"])
-      twin = [args.torch_python, os.path.join(HERE, TWINS[family]),
+      twin_script = TWINS.get(f"{family}:{arch}", TWINS[family])
+      twin = [args.torch_python, os.path.join(HERE, twin_script),
               f"--batch_size={batch}", f"--steps={args.steps}"]
       if family == "vae":
         twin.append(f"--arch={arch}")

@@ -101,7 +101,7 @@ def measure(family_name: str, arch: str, image_size: int, batch_size: int,
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--family", default="gan")
-  parser.add_argument("--archs", default="dcgan,mlp")
+  parser.add_argument("--archs", default="dcgan,mlp,resnet")
   parser.add_argument("--image_sizes", default="28,64")
   parser.add_argument("--batch_sizes", default="64,256")
   parser.add_argument("--variants", default="fast")

@@ -81,7 +81,11 @@ def describe(value: Any) -> str:
              if f.name != "parent"
              and not (f.name == "name" and getattr(value, f.name) is None)]
   elif hasattr(value, "_asdict"):
-    items = list(value._asdict().items())
+    # Fields left at their defaults are omitted, so adding a defaulted field
+    # to a named tuple keeps the descriptions that older records hold.
+    defaults = getattr(value, "_field_defaults", {})
+    items = [(k, v) for k, v in value._asdict().items()
+             if not (k in defaults and v == defaults[k])]
   else:
     return f"{type(value).__module__}.{type(value).__qualname__}"
   fields = ", ".join(f"{k}={describe(v)}" for k, v in items)

@@ -76,11 +76,40 @@ def least_squares_g_loss(fake_logits: Array) -> Array:
   return 0.5 * jnp.mean(jnp.square(_f32(fake_logits) - 1.0))
 
 
+def _relativistic(logits: Array, others: Array) -> Array:
+  """C(x) - E[C(x')]: how much more real x looks than the other batch."""
+  return _f32(logits) - jnp.mean(_f32(others))
+
+
+def relativistic_average_d_loss(real_logits: Array,
+                                fake_logits: Array) -> Array:
+  """-E[log sig(C(x) - E C(G(z)))] - E[log(1 - sig(C(G(z)) - E C(x)))].
+
+  RaSGAN, Jolicoeur-Martineau 2018 (section 4.2, as written there; the
+  author's code halves both players' losses, which Adam barely notices).
+  """
+  return (jnp.mean(jax.nn.softplus(-_relativistic(real_logits, fake_logits)))
+          + jnp.mean(jax.nn.softplus(_relativistic(fake_logits, real_logits))))
+
+
+def relativistic_average_g_loss(fake_logits: Array,
+                                real_logits: Array) -> Array:
+  """The same game with the labels swapped: G also pushes real images to
+  look less real than its fakes, so it needs D's logits on real images."""
+  return relativistic_average_d_loss(fake_logits, real_logits)
+
+
 class GANLoss(NamedTuple):
   """The two players' losses. Pass your own as `GANConfig(loss=GANLoss(...))`;
-  compute in float32 and return a scalar mean."""
+  compute in float32 and return a scalar mean.
+
+  With `g_uses_real`, the generator's loss is g_loss(fake_logits,
+  real_logits): the step then also runs D (after its update) on the real
+  batch, without gradient, as relativistic losses need.
+  """
   d_loss: Callable[[Array, Array], Array]  # (real_logits, fake_logits) -> []
-  g_loss: Callable[[Array], Array]  # fake_logits -> []
+  g_loss: Callable[..., Array]  # fake_logits [, real_logits] -> []
+  g_uses_real: bool = False
 
 
 LOSSES = {
@@ -89,6 +118,9 @@ LOSSES = {
     "hinge": GANLoss(hinge_d_loss, hinge_g_loss),
     "wasserstein": GANLoss(wasserstein_d_loss, wasserstein_g_loss),
     "least_squares": GANLoss(least_squares_d_loss, least_squares_g_loss),
+    "relativistic_average": GANLoss(relativistic_average_d_loss,
+                                    relativistic_average_g_loss,
+                                    g_uses_real=True),
 }
 
 

@@ -22,8 +22,17 @@ fast per minibatch as before. With several lazy regularisers the scale is
 1 / (1 + sum 1/c_i), which is c / (c + 1) for one.
 
 The gamma convention: `r1(gamma)` is gamma/2 * E||grad_x D(x)||^2 over real
-images, as in Mescheder et al. 2018 (eq. 9) and StyleGAN2; `weight`
-multiplies the mean squared gradient norm directly, so weight = gamma / 2.
+images, as in Mescheder et al. 2018 (eq. 9) and StyleGAN2 (`r1_gamma`).
+Mescheder's code (GAN_stability, `reg_param`) adds reg_param *
+E||grad_x D(x)||^2 without the 1/2, so its reg_param = 10 is r1(gamma=20)
+here. `weight` multiplies the mean squared gradient norm directly, so
+weight = gamma / 2.
+
+WGAN-GP (Gulrajani et al. 2017, algorithm 1): lambda * E(||grad D(x_hat)||
+- 1)^2 at x_hat = eps x + (1 - eps) G(z), eps ~ U[0, 1] per image, lambda =
+10; `weight` is lambda. The paper's critic has no BatchNorm (the penalty is
+per image); with a BatchNorm discriminator it still trains but is not the
+paper's method.
 
 Metrics: each regulariser reports its unweighted penalty under its name on
 the steps it runs, and 0 on the steps a lazy one skips (so a logged mean
@@ -75,6 +84,19 @@ def r2_penalty(discriminate, real_images, fake_images, key) -> Array:
                                       jax.lax.stop_gradient(fake_images))
 
 
+def wgan_gp_penalty(discriminate, real_images, fake_images, key) -> Array:
+  """E(||grad_x D(x_hat)||_2 - 1)^2 on random interpolates x_hat."""
+  fake_images = jax.lax.stop_gradient(fake_images).astype(real_images.dtype)
+  eps = jax.random.uniform(key, (real_images.shape[0],) + (1,) *
+                           (real_images.ndim - 1), real_images.dtype)
+  interpolates = eps * real_images + (1.0 - eps) * fake_images
+  grads = jax.grad(lambda x: jnp.sum(discriminate(x)))(interpolates)
+  grads = grads.astype(jnp.float32).reshape(grads.shape[0], -1)
+  # sqrt has an infinite gradient at 0; the clamp keeps a flat D finite.
+  norms = jnp.sqrt(jnp.maximum(jnp.sum(grads * grads, axis=1), 1e-12))
+  return jnp.mean(jnp.square(norms - 1.0))
+
+
 def r1(gamma: float = 10.0, interval: int = 1) -> Regularizer:
   """gamma/2 * E||grad D(x_real)||^2."""
   return Regularizer("r1", r1_penalty, weight=gamma / 2, interval=interval)
@@ -101,4 +123,10 @@ def adam(lr: float, b1: float, b2: float,
   return optax.adam(lr * scale, b1=b1 ** scale, b2=b2 ** scale)
 
 
-REGULARIZERS = {"r1": r1, "r2": r2}
+def wgan_gp(weight: float = 10.0, interval: int = 1) -> Regularizer:
+  """weight * E(||grad D(x_hat)|| - 1)^2 (lambda = 10 in the paper)."""
+  return Regularizer("wgan_gp", wgan_gp_penalty, weight=weight,
+                     interval=interval)
+
+
+REGULARIZERS = {"r1": r1, "r2": r2, "wgan_gp": wgan_gp}

@@ -81,17 +81,20 @@ def make_game(config: "GANConfig", image_shape: Tuple[int, int, int]
   generator, discriminator = models.create(
       config.arch, image_shape=tuple(image_shape),
       dtype=jnp.dtype(config.dtype), param_dtype=jnp.float32)
-  return Game(config.generator or generator,
-              config.discriminator or discriminator, loss=config.loss,
+  discriminator = config.discriminator or discriminator
+  if getattr(config, "spectral_norm", False):
+    discriminator = models.with_spectral_norm(discriminator)
+  return Game(config.generator or generator, discriminator, loss=config.loss,
               latent_dim=config.latent_dim, d_steps=config.d_steps,
               ema_decay=config.g_ema_decay,
-              d_regularizers=tuple(config.d_regularizers))
+              d_regularizers=config.all_d_regularizers())
 
 
-def make_optimizer(config: "GANConfig", regularizers_of_player=()
-                   ) -> optax.GradientTransformation:
-  """Adam of one player; lr and betas scaled for its lazy regularisers."""
-  return regularizers.adam(config.lr, config.b1, config.b2,
+def make_optimizer(config: "GANConfig", regularizers_of_player=(),
+                   player: str = "d") -> optax.GradientTransformation:
+  """Adam of `player` ("g" or "d", with its own lr and betas if set);
+  lr and betas scaled for its lazy regularisers."""
+  return regularizers.adam(*config.optimizer_settings(player),
                            regularizers_of_player)
 
 
@@ -110,17 +113,18 @@ def create_state(config: "GANConfig", image_shape: Tuple[int, int, int],
   g_vars = game.generator.init(g_key, z, train=False)
   d_vars = game.discriminator.init(d_key, images, train=False)
 
-  def player(module, variables, regularizers_of_player=()):
+  def player(name, module, variables, regularizers_of_player=()):
     return PlayerState.create(
         apply_fn=module.apply, params=variables["params"],
-        tx=make_optimizer(config, regularizers_of_player),
+        tx=make_optimizer(config, regularizers_of_player, name),
         batch_stats=variables.get("batch_stats", {}), game=game)
 
-  g = player(game.generator, g_vars)
+  g = player("g", game.generator, g_vars)
   if game.ema_decay:
     # A copy: donating the state must not hand XLA one buffer twice.
     g = g.replace(ema_params=jax.tree.map(jnp.copy, g.params))
   return GANState(g=g,
-                  d=player(game.discriminator, d_vars, game.d_regularizers),
+                  d=player("d", game.discriminator, d_vars,
+                           game.d_regularizers),
                   step=jnp.zeros((), jnp.int32),
                   rng=jax.random.key_data(run_key))

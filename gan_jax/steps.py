@@ -183,20 +183,29 @@ def _update_discriminator(d_state: PlayerState, real_images: Array,
   return new_state, metrics
 
 
-def _update_generator(g_state: PlayerState, d_params, fake_images: Array,
+def _update_generator(g_state: PlayerState, d_variables, fake_images: Array,
                       pullback: Callable[[Array], Any], g_batch_stats,
-                      key: Array):
+                      key: Array, real_images: Array | None = None):
   """One optimizer step of G, given its forward pass `fake_images` and VJP.
 
-  D runs in train mode (batch statistics, dropout) as in its own step; its
-  running statistics are left alone.
+  D runs in train mode (batch statistics, dropout, one power iteration of
+  spectral norm) as in its own step; none of its statistics are kept. A loss
+  with `g_uses_real` also gets D's logits on `real_images` (no gradient).
   """
   game = g_state.game
   gan_loss = losses.resolve(game.loss)
+  if gan_loss.g_uses_real:
+    if real_images is None:
+      raise ValueError("This loss's generator term needs the real batch: "
+                       "pass g_step(..., real_images=...).")
+    real_logits = jax.lax.stop_gradient(_discriminate(
+        game, d_variables, real_images, jax.random.fold_in(key, 1))[0])
+    g_loss = lambda logits: gan_loss.g_loss(logits, real_logits)
+  else:
+    g_loss = gan_loss.g_loss
 
   def loss_of_images(images):
-    logits, _ = _discriminate(game, {"params": d_params}, images, key)
-    return gan_loss.g_loss(logits)
+    return g_loss(_discriminate(game, d_variables, images, key)[0])
 
   loss, image_grads = jax.value_and_grad(loss_of_images)(fake_images)
   (grads,) = pullback(image_grads.astype(fake_images.dtype))
@@ -230,16 +239,21 @@ def d_step(d_state: PlayerState, g_params, real_images: Array,
   return _update_discriminator(d_state, real_images, fake_images, d_key)
 
 
-def g_step(g_state: PlayerState, d_params, key: Array, *,
-           batch_size: int) -> Tuple[PlayerState, Metrics]:
+def g_step(g_state: PlayerState, d_params, key: Array, *, batch_size: int,
+           d_batch_stats=None, real_images: Array | None = None
+           ) -> Tuple[PlayerState, Metrics]:
   """One generator update against the discriminator `d_params`.
 
   Args:
     g_state: the generator's state (its `game` names the discriminator).
-    d_params: the discriminator's params (it runs in train mode; its running
+    d_params: the discriminator's params (it runs in train mode; its
       statistics are not updated by the generator's step).
     key: PRNG key; the same key as a `d_step` draws the same latents.
     batch_size: number of latents B (static under jit).
+    d_batch_stats: the discriminator's `batch_stats`; needed when it has
+      spectral norm (its u vectors live there).
+    real_images: float [B, H, W, C]; needed by losses with `g_uses_real`
+      (relativistic ones).
 
   Returns:
     (new g_state, metrics: g_loss, g_grad_norm).
@@ -247,8 +261,9 @@ def g_step(g_state: PlayerState, d_params, key: Array, *,
   z_key, _, g_key = _stream_keys(key)
   z = sample_latents(z_key, batch_size, g_state.game.latent_dim)
   fake_images, pullback, batch_stats = _generate_with_vjp(g_state, z)
-  return _update_generator(g_state, d_params, fake_images, pullback,
-                           batch_stats, g_key)
+  d_variables = {"params": d_params, "batch_stats": d_batch_stats or {}}
+  return _update_generator(g_state, d_variables, fake_images, pullback,
+                           batch_stats, g_key, real_images)
 
 
 def train_step(state: GANState, batch: Dict[str, Array]
@@ -285,6 +300,7 @@ def train_step(state: GANState, batch: Dict[str, Array]
   d_state, d_metrics = _update_discriminator(
       d_state, real_batches[-1], fake_images, d_key)
   g_state, g_metrics = _update_generator(
-      state.g, d_state.params, fake_images, pullback, g_batch_stats, g_key)
+      state.g, d_state.variables(), fake_images, pullback, g_batch_stats,
+      g_key, real_batches[-1])
   new_state = state.replace(g=g_state, d=d_state, step=state.step + 1)
   return new_state, {**d_metrics, **g_metrics}

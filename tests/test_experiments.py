@@ -52,9 +52,9 @@ def test_bad_flags_get_one_line_errors(tmp_path):
   assert result.returncode != 0
   assert result.stderr.strip().splitlines()[-1] == (
       "error: --lr must be positive and finite, got -1.0.")
-  result = _run("experiments.mnist_gan", "--arch=resnet")
+  result = _run("experiments.mnist_gan", "--arch=vit")
   assert result.returncode != 0
-  assert "flag --arch=resnet" in result.stderr
+  assert "flag --arch=vit" in result.stderr
   assert "Traceback" not in result.stderr
   result = _run("experiments.mnist_gan", f"--data_dir={tmp_path}/nothing",
                 f"--workdir={tmp_path}/run")

@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 from conftest import assert_same_state, tiny_run_config
-from gan_jax import families, runs, sampling
+from gan_jax import families, runs, sampling, state as state_lib
+from gan_jax.config import RunConfig
+from gan_jax.families import gan
 from gan_jax.family import DataSpec
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -117,3 +119,15 @@ def test_the_loop_imports_no_family():
              if isinstance(node, ast.Attribute)
              and isinstance(node.value, ast.Name) and node.value.id == "state"}
   assert touched <= {"step", "rng", "replace"}, touched
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_preset_is_a_valid_documented_configuration(name):
+  family = families.get(name)
+  for preset_name, preset in family.presets.items():
+    assert "--preset" in preset.doc or preset_name == "tiny", preset_name
+    RunConfig(**preset.run).validate()
+    model = family.config(**preset.model).validate()
+    if family is gan.FAMILY:  # The networks, loss and penalties resolve.
+      game = state_lib.make_game(model, (32, 32, 3))
+      assert game.d_steps == model.d_steps

@@ -58,14 +58,41 @@ def test_least_squares_losses():
   assert float(losses.least_squares_d_loss(np.ones(2), np.zeros(2))) == 0.0
 
 
+def test_relativistic_average_losses():
+  # E real = 0.5, E fake = -1.25. D: real - E fake = [3.25, 0.25], fake -
+  # E real = [0, -3.5]; -log sig(a) = softplus(-a), -log(1 - sig(a)) =
+  # softplus(a).
+  softplus = lambda a: np.log1p(np.exp(np.asarray(a, np.float64)))
+  d = (np.mean(softplus([-3.25, -0.25])) + np.mean(softplus([0.0, -3.5])))
+  np.testing.assert_allclose(losses.relativistic_average_d_loss(REAL, FAKE),
+                             d, rtol=1e-6)
+  # Hand value of one term: softplus(0) = log 2.
+  assert np.isclose(softplus(0.0), np.log(2))
+  # G swaps the roles: fakes should look more real than the real batch.
+  g = (np.mean(softplus([0.0, 3.5])) + np.mean(softplus([3.25, 0.25])))
+  np.testing.assert_allclose(losses.relativistic_average_g_loss(FAKE, REAL),
+                             g, rtol=1e-6)
+  assert losses.LOSSES["relativistic_average"].g_uses_real
+  # Shifting every logit by a constant changes nothing: only differences
+  # between real and fake count.
+  np.testing.assert_allclose(
+      losses.relativistic_average_d_loss(REAL + 7, FAKE + 7), d, rtol=1e-6)
+
+
+def _g_loss(loss, fake_logits, real_logits):
+  if loss.g_uses_real:
+    return loss.g_loss(fake_logits, real_logits)
+  return loss.g_loss(fake_logits)
+
+
 @pytest.mark.parametrize("name", sorted(losses.LOSSES))
 def test_large_logits_stay_finite(name):
   loss = losses.LOSSES[name]
   big = jnp.array([1e4, -1e4, 88.0, -104.0], jnp.float32)
-  values = [loss.d_loss(big, -big), loss.d_loss(-big, big), loss.g_loss(big),
-            loss.g_loss(-big)]
+  values = [loss.d_loss(big, -big), loss.d_loss(-big, big),
+            _g_loss(loss, big, -big), _g_loss(loss, -big, big)]
   grads = [jax.grad(lambda x: loss.d_loss(x, x))(big),
-           jax.grad(loss.g_loss)(big)]
+           jax.grad(lambda x: _g_loss(loss, x, -x))(big)]
   for v in values + grads:
     assert np.all(np.isfinite(np.asarray(v))), (name, v)
 
@@ -88,4 +115,4 @@ def test_losses_compute_in_float32():
   logits = jnp.array([0.3, -0.7], jnp.bfloat16)
   for loss in losses.LOSSES.values():
     assert loss.d_loss(logits, logits).dtype == jnp.float32
-    assert loss.g_loss(logits).dtype == jnp.float32
+    assert _g_loss(loss, logits, logits).dtype == jnp.float32

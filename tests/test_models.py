@@ -1,10 +1,11 @@
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from gan_jax import models
-from gan_jax.models import dcgan
+from gan_jax.models import dcgan, resnet
 
 
 def _count(tree):
@@ -22,7 +23,8 @@ def _init(arch, image_shape, batch=3, latent_dim=100, **kwargs):
   return g_vars, d_vars, images, logits
 
 
-@pytest.mark.parametrize("arch", ["dcgan", "mlp", "dcgan_tiny", "mlp_tiny"])
+@pytest.mark.parametrize("arch", ["dcgan", "mlp", "dcgan_tiny", "mlp_tiny",
+                                  "resnet_tiny"])
 @pytest.mark.parametrize("image_shape", [(28, 28, 1), (32, 32, 3),
                                          (64, 64, 3)])
 def test_shapes(arch, image_shape):
@@ -108,3 +110,77 @@ def test_bfloat16_compute_keeps_float32_params_and_logits():
 def test_unknown_arch_names_the_flag():
   with pytest.raises(ValueError, match="--arch='nope'"):
     models.create("nope")
+
+
+def test_dcgan_draws_the_paper_initialisation():
+  g_vars, d_vars, _, _ = _init("dcgan", (64, 64, 3))
+  for name, leaf in jax.tree_util.tree_flatten_with_path(
+      (g_vars["params"], d_vars["params"]))[0]:
+    name, leaf = jax.tree_util.keystr(name), np.asarray(leaf)
+    if name.endswith("['kernel']"):  # N(0, 0.02), not LeCun's 1/sqrt(fan_in).
+      assert abs(leaf.std() - 0.02) < 0.002 and abs(leaf.mean()) < 0.002, name
+    elif name.endswith("['scale']"):  # BatchNorm scales N(1, 0.02).
+      assert abs(leaf.std() - 0.02) < 0.006 and abs(leaf.mean() - 1) < 0.01
+    else:
+      assert name.endswith("['bias']") and not leaf.any(), name
+
+
+def _resnet_block_params(c_in, c_out, shortcut=True):
+  """Two 3x3 convs and a 1x1 shortcut, all with biases."""
+  return (9 * c_in * c_out + c_out + 9 * c_out * c_out + c_out
+          + (c_in * c_out + c_out if shortcut else 0))
+
+
+def test_resnet_32_parameter_count():
+  """SNGAN's CIFAR-10 networks: about 4.3M (G) and 1.05M (D) params."""
+  g_vars, d_vars, _, _ = _init("resnet", (32, 32, 3), latent_dim=128)
+  bn = lambda c: 2 * c
+  g_expected = (128 * 16 * 256 + 16 * 256  # Dense to 4x4x256.
+                + 3 * (bn(256) + bn(256) + _resnet_block_params(256, 256))
+                + bn(256) + 9 * 256 * 3 + 3)  # Output conv.
+  d_expected = (_resnet_block_params(3, 128)  # Down to 16x16.
+                + _resnet_block_params(128, 128)  # Down to 8x8.
+                + 2 * _resnet_block_params(128, 128, shortcut=False)
+                + 128 + 1)  # Dense logit.
+  assert _count(g_vars["params"]) == g_expected == 4_276_739
+  assert _count(d_vars["params"]) == d_expected == 1_053_825
+  # D is spectrally normalised (u, sigma per weight) and has no BatchNorm.
+  stats = [jax.tree_util.keystr(path) for path, _ in
+           jax.tree_util.tree_flatten_with_path(d_vars["batch_stats"])[0]]
+  assert sum(s.endswith("/u']") for s in stats) == 3 + 3 + 2 + 2 + 1
+  assert not any("BatchNorm" in s for s in stats)
+
+
+def test_resnet_projection_head_adds_the_label_embedding_product():
+  generator, _ = models.create("resnet_tiny", image_shape=(32, 32, 3))
+  discriminator = resnet.ResNetDiscriminator(features=8, num_classes=10,
+                                             spectral_norm=False)
+  images = jax.random.uniform(jax.random.key(0), (4, 32, 32, 3), minval=-1)
+  labels = jnp.array([0, 3, 3, 9])
+  variables = discriminator.init(jax.random.key(1), images, train=False,
+                                 labels=labels)
+  logits, features = discriminator.apply(
+      variables, images, train=False, labels=labels,
+      capture_intermediates=lambda module, _: isinstance(module, nn.Dense))
+  h = features["intermediates"]["Dense_0"]["__call__"][0]
+  embedding = variables["params"]["Embed_0"]["embedding"]
+  # logits = dense(h) + <embed(y), h>, with h the pooled features.
+  dense_input = _dense_input(discriminator, variables, images)
+  np.testing.assert_allclose(
+      logits, h[:, 0] + np.sum(np.asarray(embedding)[labels] * dense_input, 1),
+      rtol=1e-4, atol=1e-4)
+  with pytest.raises(ValueError, match="pass labels"):
+    discriminator.apply(variables, images, train=False)
+  del generator
+
+
+def _dense_input(discriminator, variables, images):
+  """The pooled features h [B, C] that D's dense layer reads."""
+  _, state = discriminator.apply(
+      variables, images, train=False, labels=jnp.zeros(4, jnp.int32),
+      capture_intermediates=lambda module, _: isinstance(
+          module, resnet.DiscriminatorBlock), mutable=["intermediates"])
+  blocks = state["intermediates"]
+  last = sorted(k for k in blocks if k.startswith("DiscriminatorBlock"))[-1]
+  h = np.asarray(blocks[last]["__call__"][0])
+  return np.maximum(h, 0).sum(axis=(1, 2))

@@ -133,3 +133,63 @@ def test_regularised_train_step_keeps_finite_metrics_between_penalties():
     assert all(np.isfinite(v) for v in metrics.values())
     assert float(metrics["r2"]) > 0
     assert (float(metrics["r1"]) > 0) == (i % 2 == 0)
+
+
+def test_wgan_gp_penalty_by_hand():
+  key = jax.random.key(7)
+  real, fake = _images(0), _images(1)
+  # Linear D: the gradient is k at every interpolate.
+  state = _state()
+  kernel = np.asarray(state.d.params["Dense_0"]["kernel"], np.float64)
+  discriminate = lambda x: state.d.apply_fn(state.d.variables(), x)
+  np.testing.assert_allclose(
+      regularizers.wgan_gp_penalty(discriminate, real, fake, key),
+      (np.linalg.norm(kernel) - 1.0) ** 2, rtol=1e-5)
+  # D(x) = 1/2 a ||x||^2: the gradient at x_hat is a x_hat, with x_hat =
+  # eps real + (1 - eps) fake and eps ~ U[0, 1] per image from the key.
+  a = 0.7
+  quadratic = lambda x: 0.5 * a * jnp.sum(x.reshape(x.shape[0], -1) ** 2, 1)
+  eps = np.asarray(jax.random.uniform(key, (real.shape[0], 1, 1, 1)))
+  x_hat = eps * np.asarray(real) + (1 - eps) * np.asarray(fake)
+  norms = a * np.linalg.norm(x_hat.reshape(len(x_hat), -1), axis=1)
+  np.testing.assert_allclose(
+      regularizers.wgan_gp_penalty(quadratic, real, fake, key),
+      np.mean((norms - 1.0) ** 2), rtol=1e-5)
+  assert regularizers.wgan_gp(weight=10.0, interval=4).weight == 10.0
+
+
+def test_penalty_flags_choose_a_regulariser_and_scale_d_adam():
+  config = gan.GANConfig(penalty="r1", penalty_weight=4.0, penalty_interval=8)
+  (chosen,) = config.all_d_regularizers()
+  assert (chosen.name, chosen.weight, chosen.interval) == ("r1", 2.0, 8)
+  gp = gan.GANConfig(penalty="wgan_gp").all_d_regularizers()[0]
+  assert (gp.name, gp.weight, gp.interval) == ("wgan_gp", 10.0, 1)
+  state = create_state(config.replace(arch="mlp_tiny", latent_dim=4), SHAPE)
+  assert state.game.d_regularizers == (chosen,)
+  # D's Adam is scaled by 8/9; G's is not.
+  params = {"w": jnp.arange(3.0)}
+  grads = {"w": jnp.array([0.3, -1.0, 2.0])}
+  for tx, reference in (
+      (state.d.tx, optax.adam(2e-4 * 8 / 9, 0.5 ** (8 / 9), 0.999 ** (8 / 9))),
+      (state.g.tx, optax.adam(2e-4, 0.5, 0.999))):
+    a, b = tx.init(params), reference.init(params)
+    for _ in range(3):
+      (ua, a), (ub, b) = (tx.update(grads, a, params),
+                          reference.update(grads, b, params))
+      np.testing.assert_allclose(ua["w"], ub["w"], rtol=1e-6)
+
+
+def test_each_player_has_its_own_learning_rate_and_betas():
+  """TTUR: Adam's first update moves every weight by about its lr."""
+  config = gan.GANConfig(arch="mlp_tiny", latent_dim=4, g_lr=1e-4, d_lr=4e-4,
+                         d_b1=0.0, g_b2=0.99)
+  assert config.optimizer_settings("g") == (1e-4, 0.5, 0.99)
+  assert config.optimizer_settings("d") == (4e-4, 0.0, 0.999)
+  state = create_state(config, SHAPE)
+  new, _ = jax.jit(steps.train_step)(state, {"image": _images(0)})
+  for player, lr in (("g", 1e-4), ("d", 4e-4)):
+    before = getattr(state, player).params
+    after = getattr(new, player).params
+    moved = max(float(jnp.max(jnp.abs(a - b)))
+                for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(before)))
+    np.testing.assert_allclose(moved, lr, rtol=1e-3)

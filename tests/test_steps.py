@@ -1,6 +1,7 @@
 import dataclasses
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -185,12 +186,78 @@ def test_generator_ema_follows_the_params():
   assert state.d.ema_params is None  # Only the generator keeps one.
 
 
-def test_sampling_uses_the_ema_params():
+def test_sampling_uses_the_ema_params_with_their_own_batch_stats():
   from gan_jax.families import gan  # pylint: disable=g-import-not-at-top
   state, _ = jax.jit(steps.train_step)(_state(g_ema_decay=0.5), _batch())
   z = jax.random.normal(jax.random.key(1), (4, 100))
   g = state.g
-  ema_out = g.apply_fn(g.variables(g.ema_params), z, train=False)
-  live_out = g.apply_fn(g.variables(), z, train=False)
-  np.testing.assert_array_equal(gan.generate_images(g, z), ema_out)
-  assert not np.allclose(ema_out, live_out)
+  standing = gan.standing_batch_stats(
+      g.apply_fn, g.ema_params, g.batch_stats, jax.random.normal(
+          jax.random.key(0), (gan.STANDING_STATS_LATENTS, 100)))
+  ema_out = g.apply_fn({"params": g.ema_params, "batch_stats": standing}, z,
+                       train=False)
+  np.testing.assert_allclose(gan.generate_images(g, z), ema_out, atol=1e-6)
+  live_stats_out = g.apply_fn(g.variables(g.ema_params), z, train=False)
+  assert not np.allclose(ema_out, live_stats_out, atol=1e-3)
+  # Without EMA, sampling is the live generator with its running statistics.
+  no_ema = g.replace(ema_params=None)
+  np.testing.assert_array_equal(gan.generate_images(no_ema, z),
+                                g.apply_fn(g.variables(), z, train=False))
+
+
+class DenseBatchNorm(nn.Module):
+  """z -> BN(z W): its BatchNorm statistics are those of z W."""
+  momentum: float
+
+  @nn.compact
+  def __call__(self, z, train=True):
+    x = nn.Dense(3, use_bias=False)(z)
+    return nn.BatchNorm(use_running_average=not train,
+                        momentum=self.momentum)(x)
+
+
+@pytest.mark.parametrize("momentum", [0.9, 0.99])
+def test_standing_batch_stats_are_the_batch_mean_and_variance(momentum):
+  from gan_jax.families import gan  # pylint: disable=g-import-not-at-top
+  module = DenseBatchNorm(momentum)
+  z = np.asarray(jax.random.normal(jax.random.key(0), (64, 5)))
+  variables = module.init(jax.random.key(1), z, train=False)
+  stats = gan.standing_batch_stats(module.apply, variables["params"],
+                                   variables["batch_stats"], z)
+  x = z.astype(np.float64) @ np.asarray(variables["params"]["Dense_0"]
+                                        ["kernel"], np.float64)
+  np.testing.assert_allclose(stats["BatchNorm_0"]["mean"], x.mean(0),
+                             rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(stats["BatchNorm_0"]["var"], x.var(0),
+                             rtol=1e-4)
+  # They are what the running averages converge to on those latents.
+  running = variables["batch_stats"]
+  for _ in range(2000 if momentum == 0.99 else 300):
+    _, updates = module.apply({"params": variables["params"],
+                               "batch_stats": running}, z, train=True,
+                              mutable=["batch_stats"])
+    running = updates["batch_stats"]
+  for a, b in zip(jax.tree.leaves(running), jax.tree.leaves(stats)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_relativistic_loss_gives_g_the_real_logits():
+  state = _state(loss="relativistic_average")
+  new_state, metrics = jax.jit(steps.train_step)(state, _batch())
+  assert all(np.isfinite(v) for v in metrics.values())
+  key = jax.random.key(3)
+  with pytest.raises(ValueError, match="real_images"):
+    steps.g_step(state.g, state.d.params, key, batch_size=16)
+  # By hand: G's loss with D's logits on the same real batch.
+  images = _batch()["image"]
+  _, g_metrics = steps.g_step(new_state.g, new_state.d.params, key,
+                              batch_size=16, real_images=images,
+                              d_batch_stats=new_state.d.batch_stats)
+  z = steps.sample_latents(steps._stream_keys(key)[0], 16, 100)  # pylint: disable=protected-access
+  fake = new_state.g.apply_fn(new_state.g.variables(), z, train=True,
+                              mutable=["batch_stats"])[0]
+  d = lambda x: new_state.game.discriminator.apply(
+      new_state.d.variables(), x, train=True, mutable=["batch_stats"])[0]
+  np.testing.assert_allclose(
+      g_metrics["g_loss"],
+      losses.relativistic_average_g_loss(d(fake), d(images)), rtol=1e-5)

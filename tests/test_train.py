@@ -97,7 +97,7 @@ def test_resume_rejects_another_run(idx_dir, tmp_path):
     (dict(batch_size=0), "--batch_size must be positive"),
     (dict(b1=1.5), "--b1"),
     (dict(loss="wgan"), "--loss='wgan'"),
-    (dict(arch="resnet"), "--arch='resnet'"),
+    (dict(arch="vit"), "--arch='vit'"),
     (dict(d_steps=0), "--d_steps"),
     (dict(seed=-1), r"--seed must be in \[0, 2\*\*32\), got -1"),
     (dict(seed=2 ** 32), r"--seed must be in \[0, 2\*\*32\)"),

@@ -21,8 +21,9 @@ from typing import Mapping, Optional, Tuple, Union
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
-from gan_jax import losses, models, steps
+from gan_jax import losses, models, regularizers, steps
 from gan_jax.config import MAX_LATENT_DIM, Config, setting
 from gan_jax.errors import ConfigError
 from gan_jax.family import DataSpec, Family, Preset
@@ -45,11 +46,38 @@ class GANConfig(Config):
   loss: Union[str, losses.GANLoss] = setting(
       "non_saturating", "Adversarial loss (in code: your own "
       "losses.GANLoss).", choices=sorted(losses.LOSSES), group="model")
-  lr: float = setting(2e-4, "Adam learning rate of both players.",
-                      group="optimisation")
+  penalty: str = setting(
+      "none", "Gradient penalty on D: r1 or r2 (Mescheder et al. 2018, "
+      "gamma/2 E||grad D||^2 on real or generated images), or wgan_gp "
+      "(Gulrajani et al. 2017).", choices=("none",) + tuple(sorted(
+          regularizers.REGULARIZERS)), group="model")
+  penalty_weight: float = setting(
+      10.0, "gamma of r1/r2, lambda of wgan_gp.", group="model")
+  penalty_interval: int = setting(
+      1, "Apply the penalty every this many D steps, its loss times the "
+      "interval, D's Adam lr and betas scaled by c/(c+1) (lazy, StyleGAN2).",
+      group="model")
+  spectral_norm: bool = setting(
+      False, "Spectral normalisation of D's weights (Miyato et al. 2018); "
+      "the DCGAN D then drops its BatchNorm.", group="model")
+  lr: float = setting(2e-4, "Adam learning rate of both players (see g_lr, "
+                      "d_lr).", group="optimisation")
   b1: float = setting(0.5, "Adam beta1 of both players.", group="optimisation")
   b2: float = setting(0.999, "Adam beta2 of both players.",
                       group="optimisation")
+  # Per-player settings (TTUR, Heusel et al. 2017); None: the shared value.
+  g_lr: Optional[float] = setting(None, "G's learning rate (default: lr).",
+                                  group="optimisation")
+  d_lr: Optional[float] = setting(None, "D's learning rate (default: lr).",
+                                  group="optimisation")
+  g_b1: Optional[float] = setting(None, "G's beta1 (default: b1).",
+                                  group="optimisation")
+  d_b1: Optional[float] = setting(None, "D's beta1 (default: b1).",
+                                  group="optimisation")
+  g_b2: Optional[float] = setting(None, "G's beta2 (default: b2).",
+                                  group="optimisation")
+  d_b2: Optional[float] = setting(None, "D's beta2 (default: b2).",
+                                  group="optimisation")
   d_steps: int = setting(1, "Discriminator updates per generator update, "
                          "each on its own real batch.", group="optimisation")
   g_ema_decay: float = setting(
@@ -65,11 +93,32 @@ class GANConfig(Config):
   d_regularizers: Tuple[Regularizer, ...] = setting(
       (), "Penalties on D (gan_jax.regularizers).", group="model", flag=False)
 
+  def optimizer_settings(self, player: str) -> Tuple[float, float, float]:
+    """(lr, b1, b2) of player "g" or "d": its own, else the shared ones."""
+    own = lambda name: getattr(self, f"{player}_{name}")
+    return tuple(getattr(self, name) if own(name) is None else own(name)
+                 for name in ("lr", "b1", "b2"))
+
+  def all_d_regularizers(self) -> Tuple[Regularizer, ...]:
+    """d_regularizers, then the flag-chosen penalty if any."""
+    if self.penalty == "none":
+      return tuple(self.d_regularizers)
+    chosen = regularizers.REGULARIZERS[self.penalty](self.penalty_weight,
+                                                     self.penalty_interval)
+    return tuple(self.d_regularizers) + (chosen,)
+
   def validate(self) -> "GANConfig":
     """Raises ConfigError naming the offending field (= flag) and the fix."""
-    self.positive("lr", "latent_dim", "d_steps")
+    self.positive("lr", "latent_dim", "d_steps", "penalty_interval",
+                  *[name for name in ("g_lr", "d_lr")
+                    if getattr(self, name) is not None])
     self.at_most(MAX_LATENT_DIM, "latent_dim")
-    self.in_unit_interval("b1", "b2", "g_ema_decay")
+    self.in_unit_interval("b1", "b2", "g_ema_decay", *[
+        name for name in ("g_b1", "d_b1", "g_b2", "d_b2")
+        if getattr(self, name) is not None])
+    if self.penalty_weight < 0:
+      raise ConfigError(f"--penalty_weight must be >= 0, got "
+                        f"{self.penalty_weight!r}.")
     self.check_choices()
     if not isinstance(self.loss, (str, losses.GANLoss)):
       raise ConfigError("loss must name one of gan_jax.losses.LOSSES or be a "
@@ -85,13 +134,58 @@ def init(config: GANConfig, data_spec: DataSpec, key: Array) -> GANState:
   return create_state(config, data_spec.image_shape, rng=key)
 
 
+# Latents over which an EMA generator's BatchNorm statistics are measured:
+# fixed, so sampling stays a deterministic function of the state.
+STANDING_STATS_LATENTS = 512
+
+
+def standing_batch_stats(apply_fn, params, batch_stats, z: Array):
+  """BatchNorm statistics of the generator with `params` over latents z.
+
+  The running averages of a generator are those of the live weights; the
+  EMA weights need their own (Brock et al. 2019 call these "standing
+  statistics"). Every running average is updated as m * old + (1 - m) *
+  new, so one train-mode pass from zeros gives a = (1 - m) new and one from
+  ones gives b = m + (1 - m) new; new = a / (1 - (b - a)), for any momentum
+  m. Statistics that are not running averages (u of a spectral norm) keep
+  the live ones.
+  """
+  def updated(fill):
+    _, updates = apply_fn(
+        {"params": params,
+         "batch_stats": jax.tree.map(lambda x: jnp.full_like(x, fill),
+                                     batch_stats)},
+        z, train=True, mutable=["batch_stats"])
+    return updates["batch_stats"]
+
+  from_zeros, from_ones = updated(0.0), updated(1.0)
+
+  def solve(path, live, a, b):
+    if jax.tree_util.keystr(path[-1:]) not in ("['mean']", "['var']"):
+      return live
+    return a / (1.0 - (b - a))
+
+  return jax.tree_util.tree_map_with_path(solve, batch_stats, from_zeros,
+                                          from_ones)
+
+
 def generate_images(g_state: PlayerState, z: Array) -> Array:
   """Eval-mode G(z) (running BatchNorm statistics): [B, H, W, C] in [-1, 1].
 
-  Uses G's EMA params when the run keeps them (g_ema_decay).
+  With G's EMA params (g_ema_decay), the BatchNorm statistics are those of
+  the EMA weights (`standing_batch_stats` over STANDING_STATS_LATENTS fixed
+  latents), not the live generator's.
   """
-  return g_state.apply_fn(g_state.variables(g_state.ema_params), z,
-                          train=False)
+  if g_state.ema_params is None:
+    return g_state.apply_fn(g_state.variables(), z, train=False)
+  batch_stats = g_state.batch_stats
+  if batch_stats:
+    standing = jax.random.normal(jax.random.key(0), (STANDING_STATS_LATENTS,)
+                                 + z.shape[1:], jnp.float32)
+    batch_stats = standing_batch_stats(g_state.apply_fn, g_state.ema_params,
+                                       batch_stats, standing)
+  return g_state.apply_fn({"params": g_state.ema_params,
+                           "batch_stats": batch_stats}, z, train=False)
 
 
 def latents(state: GANState, key: Array, num: int) -> Array:
@@ -125,11 +219,36 @@ def describe_metrics(m: Mapping[str, float]) -> str:
 
 PRESETS = {
     "dcgan_mnist": Preset(
-        doc="""The default: DCGAN, non-saturating loss, Adam 2e-4/0.5, batch
-        64, 10k steps. `python -m experiments.mnist_gan --preset=dcgan_mnist`.
-        About 12 minutes on a 2-core Xeon (14 on an AMD EPYC); FD 36.05
-        (36.30 on the EPYC) on real Fashion-MNIST
-        (README, "Quality benchmark")."""),
+        doc="""The default: DCGAN (the paper's N(0, 0.02) initialisation),
+        non-saturating loss, Adam 2e-4/0.5, batch 64, 10k steps.
+        `python -m experiments.mnist_gan --preset=dcgan_mnist`. About 14
+        minutes on a 2-core AMD EPYC; on real Fashion-MNIST its FD is in
+        README, "The default against PyTorch"."""),
+    "hinge_sn_fashion": Preset(
+        doc="""DCGAN with the hinge loss and a spectrally normalised D
+        without BatchNorm (Miyato et al. 2018, their setting C: Adam 2e-4,
+        0.5, 0.999, one D step), on Fashion-MNIST.
+        `python -m experiments.mnist_gan --preset=hinge_sn_fashion`.
+        Runtime and FD: not yet measured (issue 9's study).""",
+        run=dict(dataset="fashion_mnist"),
+        model=dict(loss="hinge", spectral_norm=True)),
+    "wgan_gp_mnist": Preset(
+        doc="""WGAN-GP (Gulrajani et al. 2017, algorithm 1): Wasserstein
+        loss, gradient penalty lambda 10, 5 critic steps per G step, Adam
+        1e-4, 0, 0.9, and a critic without BatchNorm, on MNIST.
+        `python -m experiments.mnist_gan --preset=wgan_gp_mnist`. Runtime
+        and FD: not yet measured (issue 9's study).""",
+        model=dict(arch="dcgan_critic", loss="wasserstein", penalty="wgan_gp",
+                   penalty_weight=10.0, d_steps=5, lr=1e-4, b1=0.0, b2=0.9)),
+    "sngan_resnet_cifar10": Preset(
+        doc="""SNGAN's CIFAR-10 ResNets (Miyato et al. 2018, table 4): hinge
+        loss, spectral norm in D, 5 D steps per G step, Adam 2e-4, 0, 0.9,
+        latent 128, batch 64, 50k G steps. `python -m experiments.mnist_gan
+        --preset=sngan_resnet_cifar10` (needs TFDS cifar10; an accelerator:
+        days on a 2-core CPU). Runtime and FD: not yet measured.""",
+        run=dict(dataset="cifar10", num_steps=50_000),
+        model=dict(arch="resnet", latent_dim=128, loss="hinge", d_steps=5,
+                   lr=2e-4, b1=0.0, b2=0.9)),
     "tiny": Preset(
         doc="Test-sized networks: a few seconds a run, for tests and smoke "
         "runs; the samples mean nothing.",

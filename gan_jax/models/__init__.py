@@ -22,6 +22,7 @@ from gan_jax.errors import ConfigError
 
 from gan_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_jax.models.mlp import MLPDiscriminator, MLPGenerator
+from gan_jax.models.resnet import ResNetDiscriminator, ResNetGenerator
 from gan_jax.models.vae import (ConvDecoder, ConvEncoder, MLPDecoder,
                                 MLPEncoder)
 
@@ -29,11 +30,18 @@ ARCHITECTURES: Dict[str, Tuple[Callable[..., nn.Module],
                                Callable[..., nn.Module]]] = {
     "dcgan": (DCGANGenerator, DCGANDiscriminator),
     "mlp": (MLPGenerator, MLPDiscriminator),
+    # DCGAN with a BatchNorm-free D: WGAN-GP's critic.
+    "dcgan_critic": (DCGANGenerator,
+                     functools.partial(DCGANDiscriminator, batch_norm=False)),
+    # SNGAN's CIFAR-10 ResNets: G 256 channels, D 128 with spectral norm.
+    "resnet": (ResNetGenerator, ResNetDiscriminator),
     # Tiny variants for fast tests; same code paths as the real ones.
     "dcgan_tiny": (functools.partial(DCGANGenerator, features=8),
                    functools.partial(DCGANDiscriminator, features=8)),
     "mlp_tiny": (functools.partial(MLPGenerator, hidden=(32,)),
                  functools.partial(MLPDiscriminator, hidden=(16,), pieces=2)),
+    "resnet_tiny": (functools.partial(ResNetGenerator, features=8),
+                    functools.partial(ResNetDiscriminator, features=8)),
 }
 
 
@@ -44,6 +52,15 @@ def create(arch: str, **kwargs) -> Tuple[nn.Module, nn.Module]:
                      f"{', '.join(sorted(ARCHITECTURES))}.")
   make_generator, make_discriminator = ARCHITECTURES[arch]
   return make_generator(**kwargs), make_discriminator(**kwargs)
+
+
+def with_spectral_norm(discriminator: nn.Module) -> nn.Module:
+  """`discriminator` with its `spectral_norm` field set (--spectral_norm)."""
+  if "spectral_norm" not in _fields(discriminator):
+    raise ConfigError(f"--spectral_norm: {type(discriminator).__name__} has "
+                      "no spectral_norm option; use --arch=dcgan or resnet, "
+                      "or wrap your layers in layers.spectral_normalized.")
+  return discriminator.clone(spectral_norm=True)
 
 
 VAE_ARCHITECTURES: Dict[str, Tuple[Callable[..., nn.Module],

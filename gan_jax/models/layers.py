@@ -22,7 +22,8 @@ Kernels are rearranged inside the forward pass, so gradients flow to the
 original kernel layout.
 """
 
-from typing import Any, Sequence, Tuple
+import functools
+from typing import Any, Callable, Sequence, Tuple
 
 import flax.linen as nn
 import jax
@@ -208,6 +209,28 @@ class Conv(nn.Module):
     return _conv(x, k, ((0, 0), (0, 0)))[:, :out_shape[0], :out_shape[1]]
 
 
+def spectral_normalized(layer: nn.Module, train: bool) -> Callable[..., Array]:
+  """`layer` with each weight matrix divided by its largest singular value.
+
+  flax's `nn.SpectralNorm`: sigma comes from one power iteration started at
+  the stored vector u (a kernel [..., C_out] is read as a matrix
+  [-1, C_out]); biases and other vectors are left alone. u and sigma live
+  in the `batch_stats` collection, never in params, so no optimizer or
+  EMA touches them. A train-mode call keeps its iterated u (when the caller
+  keeps `batch_stats`); an eval-mode call iterates from the stored u without
+  keeping it, so its output is a fixed function of the variables.
+  """
+  return functools.partial(nn.SpectralNorm(layer), update_stats=train)
+
+
+def spectral_wrapper(enabled: bool, train: bool
+                     ) -> Callable[[nn.Module], Callable[..., Array]]:
+  """layer -> `spectral_normalized(layer, train)` if `enabled`, else layer."""
+  if not enabled:
+    return lambda layer: layer
+  return lambda layer: spectral_normalized(layer, train)
+
+
 @jax.custom_vjp
 def elu(x: Array) -> Array:
   """`jax.nn.elu` (alpha = 1), with its gradient computed from its output."""
@@ -273,11 +296,12 @@ class BatchNorm(nn.Module):
   epsilon: float = 1e-5
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  scale_init: Any = nn.initializers.ones
 
   @nn.compact
   def __call__(self, x: Array) -> Array:
     features = x.shape[-1]
-    scale = self.param("scale", nn.initializers.ones, (features,),
+    scale = self.param("scale", self.scale_init, (features,),
                        self.param_dtype)
     bias = self.param("bias", nn.initializers.zeros, (features,),
                       self.param_dtype)

@@ -1,0 +1,162 @@
+"""SNGAN/BigGAN-style ResNet generator and discriminator (Miyato et al. 2018).
+
+The CIFAR-10 configuration of Miyato et al. 2018 (table 4) and Miyato &
+Koyama 2018, built from the image size:
+
+* G: z -> dense to a base map (4x4, or 7x7 for 28 pixels) of `features`
+  channels -> residual up-blocks (BN, ReLU, 2x nearest upsampling, 3x3
+  conv, BN, ReLU, 3x3 conv; shortcut: upsampling, 1x1 conv) until the image
+  size -> BN, ReLU, 3x3 conv, tanh.
+* D: residual down-blocks (ReLU, 3x3 conv, ReLU, 3x3 conv, 2x2 average
+  pooling; shortcut: 1x1 conv, pooling; the first block starts without
+  ReLU) down to 7x7 or 8x8, two residual blocks without pooling, ReLU,
+  global sum pooling, a dense logit. Every weight is spectrally normalised
+  (`spectral_norm`, on by default) and D has no BatchNorm.
+* Projection head (Miyato & Koyama 2018): with `num_classes` > 0, D takes
+  `labels` [B] and adds <embed(y), h> to the logit.
+
+| image | G blocks (base)  | D down-blocks, then plain |
+| ----- | ---------------- | ------------------------- |
+| 28    | 2 (7x7)          | 2 (-> 7x7), 2             |
+| 32    | 3 (4x4)          | 2 (-> 8x8), 2             |
+| 64    | 4 (4x4)          | 3 (-> 8x8), 2             |
+
+Weights are Glorot-uniform, as in the authors' Chainer code.
+"""
+
+from typing import Any, Optional, Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gan_jax.models import layers
+from gan_jax.models.dcgan import num_upsamplings
+
+Dtype = Any
+_INIT = nn.initializers.xavier_uniform()
+
+
+def _upsample(x: jax.Array) -> jax.Array:
+  """2x nearest-neighbour upsampling of [B, H, W, C]."""
+  return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+def _avg_pool(x: jax.Array) -> jax.Array:
+  return nn.avg_pool(x, (2, 2), (2, 2))
+
+
+class _Block(nn.Module):
+  """Settings shared by the blocks; `conv` and `batch_norm` are called from
+  the subclasses' compact __call__, where they create submodules."""
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+  spectral_norm: bool = False
+  train: bool = True
+
+  def conv(self, features, kernel_size):
+    return layers.spectral_wrapper(self.spectral_norm, self.train)(
+        layers.Conv(features, (kernel_size, kernel_size), (1, 1),
+                    kernel_init=_INIT, dtype=self.dtype,
+                    param_dtype=self.param_dtype))
+
+  def batch_norm(self):
+    return _batch_norm(self.train, self.dtype, self.param_dtype)
+
+
+def _batch_norm(train, dtype, param_dtype):
+  return layers.BatchNorm(use_running_average=not train, momentum=0.9,
+                          epsilon=1e-5, dtype=dtype, param_dtype=param_dtype)
+
+
+class GeneratorBlock(_Block):
+  """[B, H, W, C] -> [B, 2H, 2W, features]."""
+  features: int = 256
+
+  @nn.compact
+  def __call__(self, x):
+    h = nn.relu(self.batch_norm()(x))
+    h = self.conv(self.features, 3)(_upsample(h))
+    h = nn.relu(self.batch_norm()(h))
+    h = self.conv(self.features, 3)(h)
+    return h + self.conv(self.features, 1)(_upsample(x))
+
+
+class DiscriminatorBlock(_Block):
+  """[B, H, W, C] -> [B, H/2, W/2, features] (or H, W without `down`)."""
+  features: int = 128
+  down: bool = True
+  first: bool = False  # The input block: no ReLU on the images.
+
+  @nn.compact
+  def __call__(self, x):
+    h = x if self.first else nn.relu(x)
+    h = self.conv(self.features, 3)(h)
+    h = self.conv(self.features, 3)(nn.relu(h))
+    shortcut = x
+    if self.first:  # Pool first: the 1x1 conv then runs on 4x fewer pixels.
+      shortcut = self.conv(self.features, 1)(_avg_pool(x))
+    elif self.down or x.shape[-1] != self.features:
+      shortcut = self.conv(self.features, 1)(x)
+      shortcut = _avg_pool(shortcut) if self.down else shortcut
+    return (_avg_pool(h) if self.down else h) + shortcut
+
+
+class ResNetGenerator(nn.Module):
+  """z [B, latent_dim] -> images [B, H, W, C] in [-1, 1]."""
+  image_shape: Tuple[int, int, int] = (32, 32, 3)
+  features: int = 256
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+    height, width, channels = self.image_shape
+    n_up = num_upsamplings(height)
+    base_h, base_w = height >> n_up, width >> n_up
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, train=train)
+    x = nn.Dense(base_h * base_w * self.features, kernel_init=_INIT,
+                 dtype=self.dtype, param_dtype=self.param_dtype)(
+                     z.astype(self.dtype))
+    x = x.reshape(z.shape[0], base_h, base_w, self.features)
+    for _ in range(n_up):
+      x = GeneratorBlock(features=self.features, **kw)(x)
+    x = nn.relu(_batch_norm(train, self.dtype, self.param_dtype)(x))
+    x = layers.Conv(channels, (3, 3), (1, 1), kernel_init=_INIT,
+                    dtype=self.dtype, param_dtype=self.param_dtype)(x)
+    return jnp.tanh(x)
+
+
+class ResNetDiscriminator(nn.Module):
+  """images [B, H, W, C] (and labels [B] with num_classes) -> logits [B]."""
+  image_shape: Tuple[int, int, int] = (32, 32, 3)
+  features: int = 128
+  spectral_norm: bool = True
+  num_classes: int = 0  # > 0: projection head for labels.
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True,
+               labels: Optional[jax.Array] = None) -> jax.Array:
+    kw = dict(dtype=self.dtype, param_dtype=self.param_dtype,
+              spectral_norm=self.spectral_norm, train=train)
+    wrap = layers.spectral_wrapper(self.spectral_norm, train)
+    h = x.astype(self.dtype)
+    n_down = max(num_upsamplings(self.image_shape[0]) - 1, 2)
+    for i in range(n_down):
+      h = DiscriminatorBlock(features=self.features, first=i == 0, **kw)(h)
+    for _ in range(2):
+      h = DiscriminatorBlock(features=self.features, down=False, **kw)(h)
+    h = jnp.sum(nn.relu(h), axis=(1, 2))  # Global sum pooling: [B, C].
+    logits = wrap(nn.Dense(1, kernel_init=_INIT, dtype=self.dtype,
+                           param_dtype=self.param_dtype))(h)[:, 0]
+    if self.num_classes:
+      if labels is None:
+        raise ValueError("This discriminator has a projection head "
+                         f"(num_classes={self.num_classes}): pass labels.")
+      embed = wrap(nn.Embed(self.num_classes, self.features,
+                            embedding_init=_INIT, dtype=self.dtype,
+                            param_dtype=self.param_dtype))
+      logits = logits + jnp.sum(embed(labels) * h, axis=-1)
+    return logits.astype(jnp.float32)
