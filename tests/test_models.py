@@ -113,7 +113,10 @@ def test_unknown_arch_names_the_flag():
 
 
 def test_dcgan_draws_the_paper_initialisation():
-  g_vars, d_vars, _, _ = _init("dcgan", (64, 64, 3))
+  generator, discriminator = models.create("dcgan")
+  g_vars = generator.init(jax.random.key(0), jnp.ones((1, 100)), train=False)
+  d_vars = discriminator.init(jax.random.key(1), jnp.ones((1, 28, 28, 1)),
+                              train=False)
   for name, leaf in jax.tree_util.tree_flatten_with_path(
       (g_vars["params"], d_vars["params"]))[0]:
     name, leaf = jax.tree_util.keystr(name), np.asarray(leaf)
@@ -133,7 +136,12 @@ def _resnet_block_params(c_in, c_out, shortcut=True):
 
 def test_resnet_32_parameter_count():
   """SNGAN's CIFAR-10 networks: about 4.3M (G) and 1.05M (D) params."""
-  g_vars, d_vars, _, _ = _init("resnet", (32, 32, 3), latent_dim=128)
+  generator, discriminator = models.create("resnet", image_shape=(32, 32, 3))
+  # Shapes only: no arrays are computed.
+  g_vars = jax.eval_shape(lambda: generator.init(
+      jax.random.key(0), jnp.ones((1, 128)), train=False))
+  d_vars = jax.eval_shape(lambda: discriminator.init(
+      jax.random.key(1), jnp.ones((1, 32, 32, 3)), train=False))
   bn = lambda c: 2 * c
   g_expected = (128 * 16 * 256 + 16 * 256  # Dense to 4x4x256.
                 + 3 * (bn(256) + bn(256) + _resnet_block_params(256, 256))

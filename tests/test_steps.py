@@ -231,12 +231,14 @@ def test_standing_batch_stats_are_the_batch_mean_and_variance(momentum):
   np.testing.assert_allclose(stats["BatchNorm_0"]["var"], x.var(0),
                              rtol=1e-4)
   # They are what the running averages converge to on those latents.
-  running = variables["batch_stats"]
-  for _ in range(2000 if momentum == 0.99 else 300):
+  def update(_, running):
     _, updates = module.apply({"params": variables["params"],
                                "batch_stats": running}, z, train=True,
                               mutable=["batch_stats"])
-    running = updates["batch_stats"]
+    return updates["batch_stats"]
+
+  running = jax.jit(lambda stats: jax.lax.fori_loop(0, 2000, update, stats))(
+      variables["batch_stats"])
   for a, b in zip(jax.tree.leaves(running), jax.tree.leaves(stats)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
