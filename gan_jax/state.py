@@ -82,7 +82,7 @@ def make_game(config: "GANConfig", image_shape: Tuple[int, int, int]
       config.arch, image_shape=tuple(image_shape),
       dtype=jnp.dtype(config.dtype), param_dtype=jnp.float32)
   discriminator = config.discriminator or discriminator
-  if getattr(config, "spectral_norm", False):
+  if config.spectral_norm:
     discriminator = models.with_spectral_norm(discriminator)
   return Game(config.generator or generator, discriminator, loss=config.loss,
               latent_dim=config.latent_dim, d_steps=config.d_steps,

@@ -66,10 +66,19 @@ def test_a_train_step_keeps_one_power_iteration_per_d_pass():
   expected_u, expected_sigma = _power_iteration(kernel, u0, 2)
   np.testing.assert_allclose(u2, expected_u, rtol=1e-4, atol=1e-6)
   np.testing.assert_allclose(sigma2, expected_sigma, rtol=1e-5)
-  # The G step alone leaves D's state alone (it returns only G's).
-  g_state, _ = steps.g_step(state.g, state.d.params, jax.random.key(0),
-                            batch_size=8, d_batch_stats=state.d.batch_stats)
-  assert g_state.game is state.game
+  # G's step reads D's stored u (one iteration from it, not kept): its
+  # loss is D's train-mode output on G's fakes with those variables.
+  key = jax.random.key(0)
+  _, g_metrics = steps.g_step(state.g, state.d.params, key, batch_size=8,
+                              d_batch_stats=state.d.batch_stats)
+  z = steps.sample_latents(steps._stream_keys(key)[0], 8, 8)  # pylint: disable=protected-access
+  fake = state.g.apply_fn(state.g.variables(), z, train=True,
+                          mutable=["batch_stats"])[0]
+  logits = state.game.discriminator.apply(
+      state.d.variables(), fake, train=True, mutable=["batch_stats"])[0]
+  np.testing.assert_allclose(g_metrics["g_loss"],
+                             np.mean(np.logaddexp(0.0, -np.asarray(logits))),
+                             rtol=1e-5)
 
 
 def test_layer_output_is_the_weight_over_its_estimated_sigma():
