@@ -59,6 +59,8 @@ flags.DEFINE_integer("nll_samples", _DEFAULTS.nll_samples,
                      "Importance samples per image of the nll metric.")
 flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of latents and KID subsets.")
 flags.DEFINE_string("output", None, "JSON file for the results.")
+flags.DEFINE_string("view", None, "Score this view of the run's model "
+                    "(e.g. live: the GAN's live generator, not its EMA).")
 
 
 def main(argv):
@@ -80,7 +82,7 @@ def main(argv):
   try:
     records = evaluate.run(config, workdir=FLAGS.workdir,
                            samples=FLAGS.samples, which=which,
-                           output=FLAGS.output)
+                           output=FLAGS.output, view=FLAGS.view)
   except UserError as e:
     sys.exit(f"error: {e}")
   for record in records:

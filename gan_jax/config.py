@@ -151,6 +151,13 @@ class Config:
         raise ConfigError(f"--{name} must be positive and finite, got "
                           f"{value!r}.")
 
+  def non_negative(self, *names: str) -> None:
+    for name in names:
+      value = getattr(self, name)
+      if not (value >= 0 and math.isfinite(value)):  # Refuses NaN and inf.
+        raise ConfigError(f"--{name} must be >= 0 and finite (0: off), got "
+                          f"{value!r}.")
+
   def at_most(self, limit: int, *names: str) -> None:
     for name in names:
       if getattr(self, name) > limit:
@@ -240,9 +247,7 @@ class RunConfig(Config):
     if not 0 <= self.seed < 2 ** 32:
       # Larger seeds wrap around to the keys of smaller ones.
       raise ConfigError(f"--seed must be in [0, 2**32), got {self.seed!r}.")
-    if self.eval_every < 0:
-      raise ConfigError(f"--eval_every must be >= 0 (0: no evaluation), got "
-                        f"{self.eval_every!r}.")
+    self.non_negative("eval_every")
     if self.eval_num_samples < 2:
       raise ConfigError(f"--eval_num_samples must be at least 2, got "
                         f"{self.eval_num_samples!r}.")

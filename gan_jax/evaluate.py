@@ -27,23 +27,30 @@ Records = List[Dict[str, Any]]
 
 
 def evaluate_checkpoint(config: EvalConfig, workdir: str,
-                        which: Union[str, int] = "latest"
-                        ) -> Tuple[Records, int]:
+                        which: Union[str, int] = "latest",
+                        view: Optional[str] = None) -> Tuple[Records, int]:
   """Scores checkpoint `which` ("latest", "best" or a step) of a run.
 
-  The dataset, data_dir and tfds_data_dir default to the run's own. Returns
-  the records, which name the content hash of the run's training data, and
-  the checkpoint's step.
+  The dataset, data_dir and tfds_data_dir default to the run's own. `view`
+  names one of the family's views of the state (e.g. the GAN's "live"
+  generator instead of its EMA). Returns the records, which name the
+  content hash of the run's training data and any view, and the
+  checkpoint's step.
   """
   run = runs.load(workdir, which)
+  state = run.state
+  context = {}
+  if view:
+    state = run.family.view(view)(state)
+    context = {"view": view}
   config = dataclasses.replace(
       config, dataset=config.dataset or run.run.dataset,
       data_dir=config.data_dir or run.run.data_dir,
       tfds_data_dir=config.tfds_data_dir or run.run.tfds_data_dir)
   records = Evaluator(config, run.family).generated(
-      run.state, family=run.family.name, source=os.path.abspath(workdir),
+      state, family=run.family.name, source=os.path.abspath(workdir),
       checkpoint=str(which), step=run.step,
-      train_data_sha256=run.record.data_sha256)
+      train_data_sha256=run.record.data_sha256, **context)
   return records, run.step
 
 
@@ -111,19 +118,23 @@ def write_records(records: Sequence[Dict[str, Any]], path: str) -> None:
 
 def run(config: EvalConfig, *, workdir: Optional[str] = None,
         samples: Optional[str] = None, which: Union[str, int] = "latest",
-        output: Optional[str] = None) -> Records:
+        output: Optional[str] = None, view: Optional[str] = None) -> Records:
   """Scores a run's checkpoint or an .npz and writes the records as JSON.
 
   Exactly one of `workdir` and `samples`. `output` defaults to
-  <workdir>/eval/<which>_step_<step>.json or <samples>.eval.json.
+  <workdir>/eval/<which>_step_<step>[_<view>].json or <samples>.eval.json.
   """
+  if view and samples is not None:
+    raise ConfigError("--view picks a model of a run: it needs --workdir, "
+                      "not --samples.")
   if (workdir is None) == (samples is None):
     raise ConfigError("Pass exactly one of --workdir (score a run) and "
                       "--samples (score an .npz of images).")
   if workdir is not None:
-    records, step = evaluate_checkpoint(config, workdir, which)
+    records, step = evaluate_checkpoint(config, workdir, which, view)
+    suffix = f"_{view}" if view else ""
     output = output or os.path.join(workdir, "eval",
-                                    f"{which}_step_{step:07d}.json")
+                                    f"{which}_step_{step:07d}{suffix}.json")
   else:
     records = evaluate_samples(config, samples)
     output = output or f"{os.path.splitext(samples)[0]}.eval.json"

@@ -101,6 +101,9 @@ class Family:
     eval_metrics: what --eval_every computes (gan_jax.evaluator names).
     run_defaults: RunConfig values the family's command line starts from.
     presets: named configurations (--preset=NAME).
+    views: named state -> state functions giving another model to score
+      from the same checkpoint (`experiments.evaluate --view=NAME`), e.g.
+      the GAN's "live" generator when it keeps an EMA.
   """
   name: str
   config: type
@@ -112,6 +115,8 @@ class Family:
   eval_metrics: Tuple[str, ...] = ("fd", "score")
   run_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   presets: Mapping[str, Preset] = dataclasses.field(default_factory=dict)
+  views: Mapping[str, Callable[[Any], Any]] = dataclasses.field(
+      default_factory=dict)
 
   def __post_init__(self):
     unknown = set(self.predict) - set(PREDICT_NAMES)
@@ -128,6 +133,14 @@ class Family:
       raise ConfigError(f"The {self.name} family cannot {name} (it offers "
                         f"{', '.join(sorted(self.predict))}).")
     return self.predict[name]
+
+  def view(self, name: str) -> Callable[[Any], Any]:
+    """The view `name`; ConfigError if the family has none of that name."""
+    if name not in self.views:
+      offered = ", ".join(sorted(self.views)) or "none"
+      raise ConfigError(f"--view={name!r}: the {self.name} family's views "
+                        f"are: {offered}.")
+    return self.views[name]
 
   def preset(self, name: Optional[str]) -> Preset:
     if not name:

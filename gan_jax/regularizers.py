@@ -40,7 +40,7 @@ over a window is the penalty divided by c).
 """
 
 import dataclasses
-from typing import Callable, Sequence
+from typing import Callable, Sequence, Union
 
 import jax
 import jax.numpy as jnp
@@ -113,14 +113,16 @@ def lazy_scale(regularizers: Sequence[Regularizer]) -> float:
                           if r.interval > 1))
 
 
-def adam(lr: float, b1: float, b2: float,
+def adam(lr: Union[float, optax.Schedule], b1: float, b2: float,
          regularizers: Sequence[Regularizer] = ()
          ) -> optax.GradientTransformation:
-  """Adam with lr and betas scaled for the player's lazy regularisers."""
+  """Adam with lr (a number or an optax schedule) and betas scaled for the
+  player's lazy regularisers."""
   scale = lazy_scale(regularizers)
   if scale == 1.0:
     return optax.adam(lr, b1=b1, b2=b2)
-  return optax.adam(lr * scale, b1=b1 ** scale, b2=b2 ** scale)
+  scaled_lr = (lambda count: lr(count) * scale) if callable(lr) else lr * scale
+  return optax.adam(scaled_lr, b1=b1 ** scale, b2=b2 ** scale)
 
 
 def wgan_gp(weight: float = 10.0, interval: int = 1) -> Regularizer:

@@ -40,6 +40,9 @@ class Game:
   ema_decay: float = 0.0  # Of G's EMA params; 0: no EMA.
   # Penalties on D, each with its interval (gan_jax.regularizers).
   d_regularizers: Tuple[Regularizer, ...] = ()
+  # Caps the EMA's half-life at this fraction of G's steps so far; 0: off.
+  # (Last: fields are only ever appended, for positional callers.)
+  ema_rampup: float = 0.0
 
 
 class PlayerState(train_state.TrainState):
@@ -86,16 +89,25 @@ def make_game(config: "GANConfig", image_shape: Tuple[int, int, int]
     discriminator = models.with_spectral_norm(discriminator)
   return Game(config.generator or generator, discriminator, loss=config.loss,
               latent_dim=config.latent_dim, d_steps=config.d_steps,
-              ema_decay=config.g_ema_decay,
+              ema_decay=config.g_ema_decay, ema_rampup=config.g_ema_rampup,
               d_regularizers=config.all_d_regularizers())
 
 
 def make_optimizer(config: "GANConfig", regularizers_of_player=(),
                    player: str = "d") -> optax.GradientTransformation:
   """Adam of `player` ("g" or "d", with its own lr and betas if set);
-  lr and betas scaled for its lazy regularisers."""
-  return regularizers.adam(*config.optimizer_settings(player),
-                           regularizers_of_player)
+  lr and betas scaled for its lazy regularisers; lr decayed over
+  config.lr_decay_steps G steps if set."""
+  lr, b1, b2 = config.optimizer_settings(player)
+  if config.lr_decay_steps:
+    # The schedule counts the player's optimizer updates: D makes d_steps
+    # per G step, plus one per lazy penalty that is due.
+    updates = config.lr_decay_steps
+    if player == "d":
+      updates = round(updates * config.d_steps
+                      / regularizers.lazy_scale(regularizers_of_player))
+    lr = optax.cosine_decay_schedule(lr, updates)
+  return regularizers.adam(lr, b1, b2, regularizers_of_player)
 
 
 def create_state(config: "GANConfig", image_shape: Tuple[int, int, int],

@@ -211,9 +211,24 @@ def _update_generator(g_state: PlayerState, d_variables, fake_images: Array,
   (grads,) = pullback(image_grads.astype(fake_images.dtype))
   new_state = g_state.apply_gradients(grads=grads, batch_stats=g_batch_stats)
   if game.ema_decay:
+    decay = ema_decay_at(game, new_state.step)
     new_state = new_state.replace(ema_params=optax.incremental_update(
-        new_state.params, g_state.ema_params, step_size=1.0 - game.ema_decay))
+        new_state.params, g_state.ema_params, step_size=1.0 - decay))
   return new_state, {"g_loss": loss, "g_grad_norm": global_norm(grads)}
+
+
+def ema_decay_at(game: Game, num_updates: Array) -> Array:
+  """The decay of G's EMA at its `num_updates`-th update (int32 []).
+
+  game.ema_decay, or with game.ema_rampup = r the StyleGAN2-ADA ramp: a
+  half-life of at most r * num_updates steps, i.e. min(ema_decay,
+  0.5 ** (1 / (r * num_updates))).
+  """
+  decay = jnp.asarray(game.ema_decay, jnp.float32)
+  if not game.ema_rampup:
+    return decay
+  half_life = game.ema_rampup * num_updates.astype(jnp.float32)
+  return jnp.minimum(decay, 0.5 ** (1.0 / jnp.maximum(half_life, 1e-8)))
 
 
 def d_step(d_state: PlayerState, g_params, real_images: Array,

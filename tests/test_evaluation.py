@@ -214,6 +214,15 @@ def test_training_with_eval_every_keeps_the_best_checkpoint(
   data = classifier.data.load_idx_dir(idx_dir, "train")
   assert records[0]["train_data_sha256"] == hashing.dataset_sha256(
       data.images, data.labels)
+  if family.views:  # The GAN's live generator: without an EMA, the same G.
+    viewed, _ = evaluate.evaluate_checkpoint(
+        evaluate.EvalConfig(num_samples=32, metrics=("fd",)), workdir, "best",
+        view="live")
+    assert viewed[0]["view"] == "live"
+    assert viewed[0]["value"] == records[0]["value"]
+  else:
+    with pytest.raises(ConfigError, match="family's views are: none"):
+      evaluate.evaluate_checkpoint(evaluate.EvalConfig(), workdir, view="live")
 
 
 def test_best_checkpoint_missing_is_a_clear_error(idx_dir, tmp_path):

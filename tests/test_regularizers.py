@@ -6,12 +6,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import optax
 
 from gan_jax import regularizers, steps
 from gan_jax.families import gan
 from gan_jax.regularizers import Regularizer
-from gan_jax.state import create_state
+from gan_jax.errors import ConfigError
+from gan_jax.state import create_state, make_optimizer
 
 SHAPE = (4, 4, 1)
 
@@ -193,3 +195,33 @@ def test_each_player_has_its_own_learning_rate_and_betas():
     moved = max(float(jnp.max(jnp.abs(a - b)))
                 for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(before)))
     np.testing.assert_allclose(moved, lr, rtol=1e-3)
+
+
+def _first_updates(tx, num):
+  """The updates of `num` Adam steps on one weight with gradient 1: each is
+  -lr of its step (Adam's normalised step is 1 for a constant gradient)."""
+  params = jnp.zeros(())
+  opt_state = tx.init(params)
+  moves = []
+  for _ in range(num):
+    updates, opt_state = tx.update(jnp.ones(()), opt_state, params)
+    moves.append(-float(updates))
+  return np.array(moves)
+
+
+def test_lr_decay_counts_each_players_own_updates():
+  """Cosine decay over 4 G steps: G's lr at its k-th update is
+  lr (1 + cos(pi k / 4)) / 2; D, with 2 D steps per G step and an R1 every
+  2nd D step (3 updates per 2 D steps), decays over 4 * 2 * 3 / 2 = 12."""
+  config = gan.GANConfig(lr=1e-3, lr_decay_steps=4, d_steps=2, penalty="r1",
+                         penalty_interval=2)
+  cosine = lambda k, n: 1e-3 * (1 + np.cos(np.pi * np.minimum(k, n) / n)) / 2
+  np.testing.assert_allclose(_first_updates(make_optimizer(config, (), "g"), 6),
+                             cosine(np.arange(6), 4), rtol=1e-4, atol=1e-9)
+  lazy = config.all_d_regularizers()
+  scale = regularizers.lazy_scale(lazy)
+  np.testing.assert_allclose(
+      _first_updates(make_optimizer(config, lazy, "d"), 13),
+      cosine(np.arange(13), 12) * scale, rtol=1e-4, atol=1e-9)
+  with pytest.raises(ConfigError, match="--lr_decay_steps must be >= 0"):
+    gan.GANConfig(lr_decay_steps=-1).validate()

@@ -9,6 +9,7 @@ import pytest
 
 from gan_jax import losses, steps
 from gan_jax.config import GANConfig
+from gan_jax.errors import ConfigError
 from gan_jax.state import create_state, step_key
 
 SHAPE = (28, 28, 1)
@@ -186,6 +187,29 @@ def test_generator_ema_follows_the_params():
   assert state.d.ema_params is None  # Only the generator keeps one.
 
 
+def test_ema_rampup_caps_the_half_life_at_a_fraction_of_the_steps():
+  game = _state(g_ema_decay=0.999, g_ema_rampup=0.05).game
+  # StyleGAN2-ADA: half-life min(693 steps, 0.05 t); 0.5 ** (1 / (0.05 t)).
+  for t, expected in [(1, 0.5 ** 20), (100, 0.5 ** 0.2),
+                      (10_000, 0.5 ** (1 / 500)), (20_000, 0.999)]:
+    np.testing.assert_allclose(steps.ema_decay_at(game, jnp.int32(t)),
+                               expected, rtol=1e-6)
+  # The first update all but copies the new params (the init is forgotten).
+  before = _state(g_ema_decay=0.999, g_ema_rampup=0.05)
+  state, _ = jax.jit(steps.train_step)(before, _batch())
+  expected = jax.tree.map(lambda old, new: 0.5 ** 20 * old
+                          + (1 - 0.5 ** 20) * new,
+                          before.g.params, state.g.params)
+  chex.assert_trees_all_close(state.g.ema_params, expected, rtol=1e-6,
+                              atol=1e-7)
+  no_ramp = _state(g_ema_decay=0.999).game
+  assert steps.ema_decay_at(no_ramp, jnp.int32(1)) == np.float32(0.999)
+  for bad, message in [(dict(g_ema_rampup=-0.1, g_ema_decay=0.9), ">= 0"),
+                       (dict(g_ema_rampup=0.05), "set --g_ema_decay")]:
+    with pytest.raises(ConfigError, match=message):
+      GANConfig(**bad).validate()
+
+
 def test_sampling_uses_the_ema_params_with_their_own_batch_stats():
   from gan_jax.families import gan  # pylint: disable=g-import-not-at-top
   state, _ = jax.jit(steps.train_step)(_state(g_ema_decay=0.5), _batch())
@@ -199,10 +223,13 @@ def test_sampling_uses_the_ema_params_with_their_own_batch_stats():
   np.testing.assert_allclose(gan.generate_images(g, z), ema_out, atol=1e-6)
   live_stats_out = g.apply_fn(g.variables(g.ema_params), z, train=False)
   assert not np.allclose(ema_out, live_stats_out, atol=1e-3)
-  # Without EMA, sampling is the live generator with its running statistics.
-  no_ema = g.replace(ema_params=None)
-  np.testing.assert_array_equal(gan.generate_images(no_ema, z),
-                                g.apply_fn(g.variables(), z, train=False))
+  # Without EMA (or in the "live" view), sampling is the live generator
+  # with its running statistics.
+  live = g.apply_fn(g.variables(), z, train=False)
+  np.testing.assert_array_equal(
+      gan.generate_images(g.replace(ema_params=None), z), live)
+  np.testing.assert_array_equal(gan.decode(gan.FAMILY.view("live")(state), z),
+                                live)
 
 
 class DenseBatchNorm(nn.Module):

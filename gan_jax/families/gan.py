@@ -78,11 +78,19 @@ class GANConfig(Config):
                                   group="optimisation")
   d_b2: Optional[float] = setting(None, "D's beta2 (default: b2).",
                                   group="optimisation")
+  lr_decay_steps: int = setting(
+      0, "Cosine decay of both players' learning rates to 0 over this many "
+      "G steps (0: constant).", group="optimisation")
   d_steps: int = setting(1, "Discriminator updates per generator update, "
                          "each on its own real batch.", group="optimisation")
   g_ema_decay: float = setting(
       0.0, "Keep an exponential moving average of G's params with this decay "
       "(e.g. 0.999) and sample from it; 0: none.", group="optimisation")
+  g_ema_rampup: float = setting(
+      0.0, "Ramp the EMA up as StyleGAN2-ADA does: its half-life is at most "
+      "this fraction of the G steps so far (their 0.05), so early samples do "
+      "not average in the initialisation; 0: the fixed decay from step 0.",
+      group="optimisation")
   # Your own parts, passed in code (no flags).
   generator: Optional[nn.Module] = setting(
       None, "A flax module to use as G instead of arch's.", group="model",
@@ -116,9 +124,10 @@ class GANConfig(Config):
     self.in_unit_interval("b1", "b2", "g_ema_decay", *[
         name for name in ("g_b1", "d_b1", "g_b2", "d_b2")
         if getattr(self, name) is not None])
-    if self.penalty_weight < 0:
-      raise ConfigError(f"--penalty_weight must be >= 0, got "
-                        f"{self.penalty_weight!r}.")
+    self.non_negative("lr_decay_steps", "g_ema_rampup", "penalty_weight")
+    if self.g_ema_rampup and not self.g_ema_decay:
+      raise ConfigError("--g_ema_rampup ramps an EMA up: set --g_ema_decay "
+                        "too (e.g. 0.995).")
     self.check_choices()
     if not isinstance(self.loss, (str, losses.GANLoss)):
       raise ConfigError("loss must name one of gan_jax.losses.LOSSES or be a "
@@ -217,6 +226,12 @@ def describe_metrics(m: Mapping[str, float]) -> str:
   return f"{line}  {extra}" if extra else line
 
 
+def live_generator(state: GANState) -> GANState:
+  """The state sampling from G's live weights and running statistics, even
+  if it keeps an EMA (to compare the two at equal steps)."""
+  return state.replace(g=state.g.replace(ema_params=None))
+
+
 PRESETS = {
     "dcgan_mnist": Preset(
         doc="""The default: DCGAN (the paper's N(0, 0.02) initialisation),
@@ -267,4 +282,5 @@ FAMILY = Family(
     describe_metrics=describe_metrics,
     eval_metrics=("fd", "score"),
     presets=PRESETS,
+    views={"live": live_generator},
 )

@@ -81,10 +81,7 @@ class VAEConfig(Config):
     self.at_most(MAX_LATENT_DIM, "latent_dim")
     self.in_unit_interval("b1", "b2")
     self.check_choices()
-    for name in ("kl_warmup_steps", "lr_decay_steps"):
-      if getattr(self, name) < 0:
-        raise ConfigError(f"--{name} must be >= 0, got "
-                          f"{getattr(self, name)!r}.")
+    self.non_negative("kl_warmup_steps", "lr_decay_steps")
     if self.train_samples > 1 and self.beta != 1.0:
       raise ConfigError("--train_samples > 1 trains the IWAE bound, which has "
                         "no KL weight: leave --beta at 1.")
