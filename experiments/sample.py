@@ -3,8 +3,11 @@ family that can generate (GAN, VAE).
 
     python -m experiments.sample --workdir=/tmp/mnist_gan \
         --num_samples=1000 --output=samples.npz --grid=samples.png
+    python -m experiments.sample --workdir=/tmp/cond --label=4 \
+        --num_samples=64 --output=fours.npz --grid=fours.png
 
-`output` holds `images`, uint8 [N, H, W, C].
+`output` holds `images`, uint8 [N, H, W, C], and for a conditional model
+`labels`, int32 [N]: the classes drawn.
 """
 
 import sys
@@ -23,13 +26,17 @@ flags.DEFINE_string("output", None, "Where to write the .npz.", required=True)
 flags.DEFINE_string("grid", None, "Optional PNG of the first 64 samples.")
 flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
 flags.DEFINE_integer("seed", 0, "Seed of the latents.")
+flags.DEFINE_multi_string(
+    "label", [], "Class to draw (conditional models; repeat for several, "
+    "cycled; all: every class in turn, the default).")
 
 
 def main(argv):
   del argv
   try:
     runs.sample_to_files(FLAGS.workdir, FLAGS.num_samples, FLAGS.output,
-                             grid=FLAGS.grid, step=FLAGS.step, seed=FLAGS.seed)
+                         grid=FLAGS.grid, step=FLAGS.step, seed=FLAGS.seed,
+                         labels=FLAGS.label)
   except UserError as e:
     sys.exit(f"error: {e}")
 

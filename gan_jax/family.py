@@ -24,6 +24,10 @@ Named predict functions, all pure (images are float [N, H, W, C] in [-1, 1]):
 | reconstruct    | (state, images) -> images                   | VAE grids          |
 | elbo           | (state, images, key) -> {elbo, recon, kl}   | evaluation ([N])   |
 | log_likelihood | (state, images, key, k) -> [N] IWAE bound   | evaluation (NLL)   |
+| classes        | (state) -> int (0: unconditional)           | --label, accuracy  |
+
+A conditional family's `generate` and `decode` also take `labels` int32 [N]
+as their last argument (default: every class in turn).
 
 `preview` values are [N, H, W, C] (tiled in a square) or [R, C, H, W, Ch]
 (tiled as given). `describe_data(state, images uint8) -> dict` (host side)
@@ -43,7 +47,8 @@ from gan_jax.errors import ConfigError
 Array = jax.Array
 Metrics = Dict[str, Array]
 PREDICT_NAMES = ("preview", "generate", "latents", "decode", "encode",
-                 "reconstruct", "elbo", "log_likelihood", "describe_data")
+                 "reconstruct", "elbo", "log_likelihood", "describe_data",
+                 "classes")
 
 
 @dataclasses.dataclass(frozen=True)

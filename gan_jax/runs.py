@@ -11,7 +11,7 @@ passing them: runs.load(workdir, family=my_family, model=my_model_config).
 
 import dataclasses
 import os
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import jax
 from absl import logging
@@ -117,9 +117,11 @@ def _writable(path: str, flag: str) -> None:
 
 def sample_to_files(workdir: str, num_samples: int, output: str,
                     grid: Optional[str] = None, step: Which = None,
-                    seed: int = 0) -> np.ndarray:
-  """Writes `num_samples` images of a run to `output` (.npz, key "images"),
-  and the first 64 as a PNG grid if `grid` is given."""
+                    seed: int = 0, labels: Sequence[str] = ()) -> np.ndarray:
+  """Writes `num_samples` images of a run to `output` (.npz, key "images";
+  for a conditional model also "labels", the classes drawn: `labels`, see
+  sampling.requested_labels, default all in turn), and the first 64 as a PNG
+  grid if `grid` is given."""
   if not output.endswith(".npz"):
     raise ConfigError(f"--output={output} must end in .npz (numpy would "
                       "append it and write another file than the one named).")
@@ -127,9 +129,14 @@ def sample_to_files(workdir: str, num_samples: int, output: str,
   if grid:
     _writable(grid, "--grid")
   run = load(workdir, step)
-  images = sampling.sample(run.family, run.state, num_samples, seed=seed)
+  classes = sampling.num_classes(run.family, run.state)
+  arrays = {}
+  if labels or classes:
+    arrays["labels"] = sampling.requested_labels(labels, num_samples, classes)
+  images = sampling.sample(run.family, run.state, num_samples, seed=seed,
+                           labels=arrays.get("labels"))
   tmp = f"{output}.tmp-{os.getpid()}.npz"
-  np.savez_compressed(tmp, images=images)
+  np.savez_compressed(tmp, images=images, **arrays)
   os.replace(tmp, output)
   if grid:
     sampling.save_png(grid, sampling.image_grid(images[:64]))

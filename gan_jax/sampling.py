@@ -7,12 +7,13 @@ To open a saved run first, see gan_jax.runs.
 """
 
 import os
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import jax
 import numpy as np
 from PIL import Image
 
+from gan_jax.errors import ConfigError
 from gan_jax.family import Family
 
 
@@ -55,15 +56,48 @@ def save_png(path: str, image: np.ndarray) -> None:
       os.remove(tmp)
 
 
+def num_classes(family: Family, state: Any) -> int:
+  """Classes a conditional model draws on request; 0 if unconditional."""
+  return family.get("classes")(state) if family.can("classes") else 0
+
+
 def sample(family: Family, state: Any, num_samples: int, seed: int = 0,
-           batch_size: int = 256) -> np.ndarray:
+           batch_size: int = 256,
+           labels: Optional[np.ndarray] = None) -> np.ndarray:
   """`num_samples` images of `family.predict["generate"]`: uint8 [N, H, W, C].
 
-  Batch i is drawn with the key fold_in(key(seed), i).
+  Batch i is drawn with the key fold_in(key(seed), i). A conditional model
+  draws classes `labels` int [N] (default: every class in turn).
   """
   generate = jax.jit(family.get("generate"), static_argnums=2)
   out = []
   for i in range(-(-num_samples // batch_size)):
     key = jax.random.fold_in(jax.random.key(seed), i)
-    out.append(to_uint8(generate(state, key, batch_size)))
+    if labels is None:
+      out.append(to_uint8(generate(state, key, batch_size)))
+    else:  # The last batch is padded to the same (compiled) size.
+      batch = np.resize(labels[i * batch_size:(i + 1) * batch_size],
+                        batch_size).astype(np.int32)
+      out.append(to_uint8(generate(state, key, batch_size, batch)))
   return np.concatenate(out)[:num_samples]
+
+
+def requested_labels(requests: Sequence[str], num_samples: int,
+                     classes: int) -> np.ndarray:
+  """The classes of `num_samples` samples: int32 [N] from --label values
+  (class numbers, cycled, or "all" for every class in turn)."""
+  if not classes:
+    raise ConfigError("--label: this run's model is unconditional (train it "
+                      "with --conditional to draw chosen classes).")
+  if list(requests) == ["all"] or not requests:
+    return np.arange(num_samples, dtype=np.int32) % classes
+  try:
+    chosen = [int(r) for r in requests]
+  except ValueError:
+    raise ConfigError(f"--label={','.join(requests)}: give class numbers "
+                      f"0..{classes - 1}, or all.") from None
+  bad = [c for c in chosen if not 0 <= c < classes]
+  if bad:
+    raise ConfigError(f"--label={bad[0]} is not a class of this model "
+                      f"(0..{classes - 1}).")
+  return np.resize(np.array(chosen, np.int32), num_samples)

@@ -43,6 +43,8 @@ class Game:
   # Caps the EMA's half-life at this fraction of G's steps so far; 0: off.
   # (Last: fields are only ever appended, for positional callers.)
   ema_rampup: float = 0.0
+  # > 0: class-conditional networks; steps and sampling take labels [B].
+  num_classes: int = 0
 
 
 class PlayerState(train_state.TrainState):
@@ -77,20 +79,23 @@ class GANState:
 step_key = family.step_key  # fold_in(rng, step); kept here for 0.1's users.
 
 
-def make_game(config: "GANConfig", image_shape: Tuple[int, int, int]
-              ) -> Game:
+def make_game(config: "GANConfig", image_shape: Tuple[int, int, int],
+              num_classes: int = 0) -> Game:
   """The networks (the config's own modules if it passes them), loss and
-  schedule of `config` for images of `image_shape`."""
+  schedule of `config` for images of `image_shape`; class-conditional
+  networks of `num_classes` if > 0."""
+  conditional = {"num_classes": num_classes} if num_classes else {}
   generator, discriminator = models.create(
       config.arch, image_shape=tuple(image_shape),
-      dtype=jnp.dtype(config.dtype), param_dtype=jnp.float32)
+      dtype=jnp.dtype(config.dtype), param_dtype=jnp.float32, **conditional)
   discriminator = config.discriminator or discriminator
   if config.spectral_norm:
     discriminator = models.with_spectral_norm(discriminator)
   return Game(config.generator or generator, discriminator, loss=config.loss,
               latent_dim=config.latent_dim, d_steps=config.d_steps,
               ema_decay=config.g_ema_decay, ema_rampup=config.g_ema_rampup,
-              d_regularizers=config.all_d_regularizers())
+              d_regularizers=config.all_d_regularizers(),
+              num_classes=num_classes)
 
 
 def make_optimizer(config: "GANConfig", regularizers_of_player=(),
@@ -111,19 +116,22 @@ def make_optimizer(config: "GANConfig", regularizers_of_player=(),
 
 
 def create_state(config: "GANConfig", image_shape: Tuple[int, int, int],
-                 rng: jax.Array | None = None) -> GANState:
-  """Initialises both players for images of `image_shape` (H, W, C).
+                 rng: jax.Array | None = None, num_classes: int = 0
+                 ) -> GANState:
+  """Initialises both players for images of `image_shape` (H, W, C), with
+  class-conditional networks if `num_classes` > 0.
 
   `rng` defaults to jax.random.key(0), the key 0.1's default seed gave.
   """
-  game = make_game(config, image_shape)
+  game = make_game(config, image_shape, num_classes)
   if rng is None:
     rng = jax.random.key(0)
   g_key, d_key, run_key = jax.random.split(rng, 3)
   z = jnp.zeros((1, game.latent_dim), jnp.float32)
   images = jnp.zeros((1,) + tuple(image_shape), jnp.float32)
-  g_vars = game.generator.init(g_key, z, train=False)
-  d_vars = game.discriminator.init(d_key, images, train=False)
+  labels = {"labels": jnp.zeros((1,), jnp.int32)} if num_classes else {}
+  g_vars = game.generator.init(g_key, z, train=False, **labels)
+  d_vars = game.discriminator.init(d_key, images, train=False, **labels)
 
   def player(name, module, variables, regularizers_of_player=()):
     return PlayerState.create(

@@ -70,41 +70,54 @@ def sample_latents(key: Array, batch_size: int, latent_dim: int,
       sharding.mesh, PartitionSpec(spec[0], None)))
 
 
-def _generate_train_mode(g_state: PlayerState, g_params, z: Array):
+def labels_kwarg(labels: Array | None) -> Dict[str, Array]:
+  """The networks' keyword for labels [B]: none for unconditional games, so
+  your own unconditional modules need no `labels` argument."""
+  return {} if labels is None else {"labels": labels}
+
+
+def _generate_train_mode(g_state: PlayerState, g_params, z: Array,
+                         labels: Array | None = None):
   """G(z) with batch statistics; returns (images, updated batch_stats)."""
   images, updates = g_state.apply_fn(
-      g_state.variables(g_params), z, train=True, mutable=["batch_stats"])
+      g_state.variables(g_params), z, train=True, mutable=["batch_stats"],
+      **labels_kwarg(labels))
   return images, updates.get("batch_stats", g_state.batch_stats)
 
 
-def _generate_with_vjp(g_state: PlayerState, z: Array):
+def _generate_with_vjp(g_state: PlayerState, z: Array,
+                       labels: Array | None = None):
   """G(z) in train mode, its VJP w.r.t. G's params, and new batch_stats."""
-  return jax.vjp(lambda params: _generate_train_mode(g_state, params, z),
-                 g_state.params, has_aux=True)
+  return jax.vjp(
+      lambda params: _generate_train_mode(g_state, params, z, labels),
+      g_state.params, has_aux=True)
 
 
-def _discriminate(game: Game, variables, images: Array, key: Array):
+def _discriminate(game: Game, variables, images: Array, key: Array,
+                  labels: Array | None = None):
   """Train-mode D(images); returns (logits [B] float32, new batch_stats)."""
   logits, updates = game.discriminator.apply(
       variables, images, train=True, mutable=["batch_stats"],
-      rngs={"dropout": key})
+      rngs={"dropout": key}, **labels_kwarg(labels))
   return logits, updates.get("batch_stats", {})
 
 
 def _penalty(regularizer, d_state: PlayerState, params, real_images: Array,
-             fake_images: Array, key: Array) -> Array:
+             fake_images: Array, key: Array,
+             labels: Array | None = None) -> Array:
   """A regulariser's unweighted penalty on D with `params` (train mode; the
-  running statistics of its passes are dropped)."""
+  running statistics of its passes are dropped). Real and fake images share
+  `labels`, so interpolates between them keep their class too."""
   d_key, penalty_key = jax.random.split(key)
   variables = {"params": params, "batch_stats": d_state.batch_stats}
   discriminate = lambda images: _discriminate(d_state.game, variables, images,
-                                              d_key)[0]
+                                              d_key, labels)[0]
   return regularizer.penalty(discriminate, real_images, fake_images,
                              penalty_key).astype(jnp.float32)
 
 
 def _lazy_regularization(d_state: PlayerState, step: Array, real_images,
-                         fake_images, key: Array):
+                         fake_images, key: Array, labels: Array | None = None):
   """The separate updates of D's lazy regularisers due at D step `step`.
 
   Each runs where `step` divides by its interval c, with its loss times c
@@ -119,7 +132,7 @@ def _lazy_regularization(d_state: PlayerState, step: Array, real_images,
     def update(state, regularizer=regularizer, reg_key=reg_key):
       def loss_fn(params):
         return _penalty(regularizer, state, params, real_images, fake_images,
-                        reg_key)
+                        reg_key, labels)
       penalty, grads = jax.value_and_grad(loss_fn)(state.params)
       grads = jax.tree.map(
           lambda g: g * (regularizer.weight * regularizer.interval), grads)
@@ -137,9 +150,11 @@ def _lazy_regularization(d_state: PlayerState, step: Array, real_images,
 
 
 def _update_discriminator(d_state: PlayerState, real_images: Array,
-                          fake_images: Array, key: Array):
-  """One optimizer step of D on real images and (constant) fakes, then the
-  separate updates of its lazy regularisers that are due."""
+                          fake_images: Array, key: Array,
+                          labels: Array | None = None):
+  """One optimizer step of D on real images and (constant) fakes, both of
+  class `labels` if conditional, then the separate updates of its lazy
+  regularisers that are due."""
   game = d_state.game
   gan_loss = losses.resolve(game.loss)
   real_key, fake_key = jax.random.split(key)
@@ -151,16 +166,16 @@ def _update_discriminator(d_state: PlayerState, real_images: Array,
     # both passes update the running statistics, as in PyTorch.
     real_logits, batch_stats = _discriminate(
         game, {"params": params, "batch_stats": d_state.batch_stats},
-        real_images, real_key)
+        real_images, real_key, labels)
     fake_logits, batch_stats = _discriminate(
         game, {"params": params, "batch_stats": batch_stats},
-        fake_images, fake_key)
+        fake_images, fake_key, labels)
     loss = gan_loss.d_loss(real_logits, fake_logits)
     penalties = {}
     for i, regularizer in enumerate(eager):
       penalties[regularizer.name] = _penalty(
           regularizer, d_state, params, real_images, fake_images,
-          jax.random.fold_in(key, 1000 + i))
+          jax.random.fold_in(key, 1000 + i), labels)
       loss = loss + regularizer.weight * penalties[regularizer.name]
     return loss, (real_logits, fake_logits, batch_stats, penalties)
 
@@ -170,7 +185,7 @@ def _update_discriminator(d_state: PlayerState, real_images: Array,
   if len(eager) < len(game.d_regularizers):
     new_state, lazy_penalties = _lazy_regularization(
         new_state, d_state.step, real_images, fake_images,
-        jax.random.fold_in(key, 2000))
+        jax.random.fold_in(key, 2000), labels)
     penalties.update(lazy_penalties)
   metrics = {**penalties,
       "d_loss": loss,
@@ -185,8 +200,10 @@ def _update_discriminator(d_state: PlayerState, real_images: Array,
 
 def _update_generator(g_state: PlayerState, d_variables, fake_images: Array,
                       pullback: Callable[[Array], Any], g_batch_stats,
-                      key: Array, real_images: Array | None = None):
-  """One optimizer step of G, given its forward pass `fake_images` and VJP.
+                      key: Array, real_images: Array | None = None,
+                      labels: Array | None = None):
+  """One optimizer step of G, given its forward pass `fake_images` (of class
+  `labels` if conditional) and VJP.
 
   D runs in train mode (batch statistics, dropout, one power iteration of
   spectral norm) as in its own step; none of its statistics are kept. A loss
@@ -199,13 +216,14 @@ def _update_generator(g_state: PlayerState, d_variables, fake_images: Array,
       raise ValueError("This loss's generator term needs the real batch: "
                        "pass g_step(..., real_images=...).")
     real_logits = jax.lax.stop_gradient(_discriminate(
-        game, d_variables, real_images, jax.random.fold_in(key, 1))[0])
+        game, d_variables, real_images, jax.random.fold_in(key, 1),
+        labels)[0])
     g_loss = lambda logits: gan_loss.g_loss(logits, real_logits)
   else:
     g_loss = gan_loss.g_loss
 
   def loss_of_images(images):
-    return g_loss(_discriminate(game, d_variables, images, key)[0])
+    return g_loss(_discriminate(game, d_variables, images, key, labels)[0])
 
   loss, image_grads = jax.value_and_grad(loss_of_images)(fake_images)
   (grads,) = pullback(image_grads.astype(fake_images.dtype))
@@ -231,8 +249,22 @@ def ema_decay_at(game: Game, num_updates: Array) -> Array:
   return jnp.minimum(decay, 0.5 ** (1.0 / jnp.maximum(half_life, 1e-8)))
 
 
+def _checked_labels(game: Game, labels: Array | None, batch_size: int
+                    ) -> Array | None:
+  """`labels` for a conditional game (ValueError if missing or misshapen);
+  None for an unconditional one, which ignores them."""
+  if not game.num_classes:
+    return None
+  if labels is None or labels.shape != (batch_size,):
+    got = None if labels is None else labels.shape
+    raise ValueError(f"A conditional game (num_classes={game.num_classes}) "
+                     f"needs labels of shape ({batch_size},), got {got}.")
+  return labels
+
+
 def d_step(d_state: PlayerState, g_params, real_images: Array,
-           key: Array) -> Tuple[PlayerState, Metrics]:
+           key: Array, *, labels: Array | None = None
+           ) -> Tuple[PlayerState, Metrics]:
   """One discriminator update against the generator `g_params`.
 
   Args:
@@ -240,6 +272,8 @@ def d_step(d_state: PlayerState, g_params, real_images: Array,
     g_params: the generator's params (its BatchNorm runs in train mode).
     real_images: float [B, H, W, C] in [-1, 1].
     key: PRNG key; draws B latents and D's dropout.
+    labels: int32 [B], the real images' classes, needed by conditional
+      games (game.num_classes > 0); the fakes are drawn for the same ones.
 
   Returns:
     (new d_state, metrics: d_loss, d_real, d_fake, d_acc_*, d_grad_norm).
@@ -249,14 +283,17 @@ def d_step(d_state: PlayerState, g_params, real_images: Array,
   z = sample_latents(z_key, real_images.shape[0], game.latent_dim,
                      like=real_images)
   # Train-mode G; its running statistics are updated by its own step only.
+  labels = _checked_labels(game, labels, real_images.shape[0])
   fake_images, _ = game.generator.apply(
-      {"params": g_params}, z, train=True, mutable=["batch_stats"])
-  return _update_discriminator(d_state, real_images, fake_images, d_key)
+      {"params": g_params}, z, train=True, mutable=["batch_stats"],
+      **labels_kwarg(labels))
+  return _update_discriminator(d_state, real_images, fake_images, d_key,
+                               labels)
 
 
 def g_step(g_state: PlayerState, d_params, key: Array, *, batch_size: int,
-           d_batch_stats=None, real_images: Array | None = None
-           ) -> Tuple[PlayerState, Metrics]:
+           d_batch_stats=None, real_images: Array | None = None,
+           labels: Array | None = None) -> Tuple[PlayerState, Metrics]:
   """One generator update against the discriminator `d_params`.
 
   Args:
@@ -269,16 +306,19 @@ def g_step(g_state: PlayerState, d_params, key: Array, *, batch_size: int,
       spectral norm (its u vectors live there).
     real_images: float [B, H, W, C]; needed by losses with `g_uses_real`
       (relativistic ones).
+    labels: int32 [B], the classes to draw, needed by conditional games
+      (and, with `real_images`, those images' classes).
 
   Returns:
     (new g_state, metrics: g_loss, g_grad_norm).
   """
   z_key, _, g_key = _stream_keys(key)
   z = sample_latents(z_key, batch_size, g_state.game.latent_dim)
-  fake_images, pullback, batch_stats = _generate_with_vjp(g_state, z)
+  labels = _checked_labels(g_state.game, labels, batch_size)
+  fake_images, pullback, batch_stats = _generate_with_vjp(g_state, z, labels)
   d_variables = {"params": d_params, "batch_stats": d_batch_stats or {}}
   return _update_generator(g_state, d_variables, fake_images, pullback,
-                           batch_stats, g_key, real_images)
+                           batch_stats, g_key, real_images, labels)
 
 
 def train_step(state: GANState, batch: Dict[str, Array]
@@ -288,8 +328,10 @@ def train_step(state: GANState, batch: Dict[str, Array]
   Args:
     state: both players, the step and the base key.
     batch: {"image": float [B, H, W, C] in [-1, 1]}, or [d_steps, B, H, W, C]
-      to give each discriminator update its own real batch. Other keys (such
-      as "label") are ignored.
+      to give each discriminator update its own real batch; and, for a
+      conditional game, {"label": int32 [B] (or [d_steps, B])}: the fakes
+      of each update are drawn for the classes of its real batch, so both
+      sides show D the same classes. Unconditional games ignore "label".
 
   Returns:
     (new state, metrics of the last D update and of the G update).
@@ -301,21 +343,26 @@ def train_step(state: GANState, batch: Dict[str, Array]
     raise ValueError(f"batch['image'] has {len(real_batches)} real batches "
                      f"for d_steps={game.d_steps}.")
   key = step_key(state.rng, state.step)
+  label_batches = [None] * game.d_steps
+  if game.num_classes:
+    labels = batch["label"]
+    label_batches = labels if labels.ndim == 2 else [labels] * game.d_steps
   d_state = state.d
   for i in range(game.d_steps - 1):
     d_state, _ = d_step(d_state, state.g.params, real_batches[i],
-                        jax.random.fold_in(key, i))
+                        jax.random.fold_in(key, i), labels=label_batches[i])
 
   # Last D step and the G step share z, so G's forward pass runs once.
   z_key, d_key, g_key = _stream_keys(
       jax.random.fold_in(key, game.d_steps - 1))
   z = sample_latents(z_key, real_batches[-1].shape[0], game.latent_dim,
                      like=real_batches[-1])
-  fake_images, pullback, g_batch_stats = _generate_with_vjp(state.g, z)
+  fake_images, pullback, g_batch_stats = _generate_with_vjp(
+      state.g, z, label_batches[-1])
   d_state, d_metrics = _update_discriminator(
-      d_state, real_batches[-1], fake_images, d_key)
+      d_state, real_batches[-1], fake_images, d_key, label_batches[-1])
   g_state, g_metrics = _update_generator(
       state.g, d_state.variables(), fake_images, pullback, g_batch_stats,
-      g_key, real_batches[-1])
+      g_key, real_batches[-1], label_batches[-1])
   new_state = state.replace(g=g_state, d=d_state, step=state.step + 1)
   return new_state, {**d_metrics, **g_metrics}

@@ -112,10 +112,10 @@ class Experiment:
                                     str(workdir))
 
 
-def tiny_run_config(idx_dir, family=gan.FAMILY, **changes):
-  """A few steps of a tiny model (default: the DCGAN) on `idx_dir`:
-  checkpoints at 3 and 6."""
-  tiny = family.presets["tiny"]
+def tiny_run_config(idx_dir, family=gan.FAMILY, preset="tiny", **changes):
+  """A few steps of a tiny model (default: the DCGAN of preset "tiny") on
+  `idx_dir`: checkpoints at 3 and 6."""
+  tiny = family.presets[preset]
   experiment = Experiment(
       family, family.config(**tiny.model),
       RunConfig(data_dir=idx_dir, batch_size=16, num_steps=6, log_every=2,

@@ -1,7 +1,8 @@
 """Every registered family through the same checks; the loop knows none.
 
 A new family passes here by being added to gan_jax.families.FAMILIES with a
-"tiny" preset.
+"tiny" preset. Each of its presets named tiny* (the conditional GAN, say)
+goes through the same checks.
 """
 
 import ast
@@ -24,10 +25,14 @@ from gan_jax.family import DataSpec
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC = DataSpec((28, 28, 1), 10)
 NAMES = sorted(families.FAMILIES)
+# (family, preset) for every tiny* preset: the conformance test's subjects.
+VARIANTS = [(name, preset) for name in NAMES
+            for preset in sorted(families.get(name).presets)
+            if preset.startswith("tiny")]
 
 
-def _tiny(family):
-  return family.config(**family.presets["tiny"].model).validate()
+def _tiny(family, preset="tiny"):
+  return family.config(**family.presets[preset].model).validate()
 
 
 def _batch(family, model, seed):
@@ -38,13 +43,14 @@ def _batch(family, model, seed):
   return {"image": images, "label": jnp.arange(8, dtype=jnp.int32) % 10}
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_init_and_two_jitted_steps(name):
+@pytest.mark.parametrize("name,preset", VARIANTS)
+def test_init_and_two_jitted_steps(name, preset):
   family = families.get(name)
-  model = _tiny(family)
+  model = _tiny(family, preset)
   state = family.init(model, SPEC, jax.random.key(0))
   structure = jax.tree.structure(state)
   shapes = jax.tree.map(lambda x: (jnp.shape(x), jnp.asarray(x).dtype), state)
+  chex.clear_trace_counter()  # Each variant's own program traces once.
   step = jax.jit(chex.assert_max_traces(family.train_step, n=1),
                  donate_argnums=0)
   for seed in range(2):
@@ -58,10 +64,10 @@ def test_init_and_two_jitted_steps(name):
   assert jax.tree.map(lambda x: (x.shape, x.dtype), state) == shapes
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_predictions(name):
+@pytest.mark.parametrize("name,preset", VARIANTS)
+def test_predictions(name, preset):
   family = families.get(name)
-  state = family.init(_tiny(family), SPEC, jax.random.key(0))
+  state = family.init(_tiny(family, preset), SPEC, jax.random.key(0))
   images = jax.random.uniform(jax.random.key(1), (5,) + SPEC.image_shape,
                               minval=-1.0, maxval=1.0)
   previews = jax.jit(family.get("preview"))(state, jax.random.key(2), images)
@@ -78,10 +84,10 @@ def test_predictions(name):
   assert family.get("decode")(state, z).shape == (4,) + SPEC.image_shape
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_checkpoint_round_trip_and_bit_identical_resume(name, idx_dir,
+@pytest.mark.parametrize("name,preset", VARIANTS)
+def test_checkpoint_round_trip_and_bit_identical_resume(name, preset, idx_dir,
                                                         tmp_path):
-  config = tiny_run_config(idx_dir, family=families.get(name))
+  config = tiny_run_config(idx_dir, family=families.get(name), preset=preset)
   straight = config.train(tmp_path / "straight")
   config.replace(num_steps=3).train(tmp_path / "resumed")
   resumed = config.train(tmp_path / "resumed")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gan_jax import models
-from gan_jax.models import dcgan, resnet
+from gan_jax.models import conditioning, dcgan, layers, resnet
 
 
 def _count(tree):
@@ -171,7 +171,7 @@ def test_resnet_projection_head_adds_the_label_embedding_product():
       variables, images, train=False, labels=labels,
       capture_intermediates=lambda module, _: isinstance(module, nn.Dense))
   h = features["intermediates"]["Dense_0"]["__call__"][0]
-  embedding = variables["params"]["Embed_0"]["embedding"]
+  embedding = variables["params"]["ClassEmbedding_0"]["embedding"]
   # logits = dense(h) + <embed(y), h>, with h the pooled features.
   dense_input = _dense_input(discriminator, variables, images)
   np.testing.assert_allclose(
@@ -180,6 +180,82 @@ def test_resnet_projection_head_adds_the_label_embedding_product():
   with pytest.raises(ValueError, match="pass labels"):
     discriminator.apply(variables, images, train=False)
   del generator
+
+
+def test_dcgan_projection_head_and_generator_label_embedding():
+  shape = (28, 28, 1)
+  discriminator = dcgan.DCGANDiscriminator(image_shape=shape, features=8,
+                                           batch_norm=False, num_classes=10)
+  images = jax.random.uniform(jax.random.key(0), (4,) + shape, minval=-1)
+  labels = jnp.array([0, 3, 3, 9])
+  variables = discriminator.init(jax.random.key(1), images, train=False,
+                                 labels=labels)
+  logits, state = discriminator.apply(
+      variables, images, train=False, labels=labels,
+      capture_intermediates=lambda module, _: isinstance(
+          module, (nn.Dense, layers.Conv)), mutable=["intermediates"])
+  seen = state["intermediates"]
+  # h: the last conv's activations, flattened (8 * 2 channels at 7x7).
+  h = np.asarray(nn.leaky_relu(seen["Conv_1"]["__call__"][0], 0.2))
+  h = h.reshape(4, -1)
+  embedding = np.asarray(
+      variables["params"]["ClassEmbedding_0"]["embedding"])
+  assert embedding.shape == (10, 7 * 7 * 16)
+  np.testing.assert_allclose(
+      logits, seen["Dense_0"]["__call__"][0][:, 0]
+      + np.sum(embedding[labels] * h, 1), rtol=1e-4, atol=1e-4)
+  # G: a 50-d class embedding beside z; its first layer reads 100 + 50.
+  generator = dcgan.DCGANGenerator(image_shape=shape, features=8,
+                                   num_classes=10)
+  z = jax.random.normal(jax.random.key(2), (4, 100))
+  g_vars = generator.init(jax.random.key(3), z, train=False, labels=labels)
+  assert g_vars["params"]["ClassEmbedding_0"]["embedding"].shape == (10, 50)
+  assert g_vars["params"]["Dense_0"]["kernel"].shape == (150, 7 * 7 * 16)
+  out = generator.apply(g_vars, z, train=False, labels=labels)
+  other = generator.apply(g_vars, z, train=False, labels=labels + 1)
+  assert out.shape == (4,) + shape and not np.allclose(out, other)
+  with pytest.raises(ValueError, match="class-conditional"):
+    generator.apply(g_vars, z, train=False)
+
+
+@pytest.mark.parametrize("arch", ["dcgan_tiny", "mlp_tiny", "resnet_tiny"])
+def test_conditional_networks_take_labels(arch):
+  """Every registered pair conditions both players: same inputs, other
+  labels, other outputs; unconditional ones are unchanged by the option."""
+  generator, discriminator = models.create(arch, image_shape=(28, 28, 1),
+                                           num_classes=10)
+  z = jax.random.normal(jax.random.key(0), (4, 100))
+  images = jax.random.uniform(jax.random.key(1), (4, 28, 28, 1), minval=-1)
+  labels = jnp.array([0, 1, 2, 3])
+  rngs = {"params": jax.random.key(2), "dropout": jax.random.key(3)}
+  for module, x in ((generator, z), (discriminator, images)):
+    variables = module.init(rngs, x, train=False, labels=labels)
+    # Trained weights: the conditional BatchNorm starts as the identity.
+    variables = {**variables, "params": jax.tree.map(
+        lambda v: v + 0.1 * jax.random.normal(jax.random.key(4), v.shape),
+        variables["params"])}
+    out = module.apply(variables, x, train=False, labels=labels)
+    other = module.apply(variables, x, train=False, labels=labels[::-1])
+    assert np.all(np.isfinite(out)) and np.all(np.isfinite(other))
+    assert not np.allclose(out, other), type(module).__name__
+    # The same module without classes has no labels argument to miss.
+    plain = module.clone(num_classes=0)
+    plain.init(rngs, x, train=False)
+
+
+def test_class_gain_bias_starts_as_the_identity():
+  layer = conditioning.ClassGainBias(num_classes=3)
+  x = jax.random.normal(jax.random.key(0), (2, 4, 4, 5))
+  labels = jnp.array([2, 0])
+  variables = layer.init(jax.random.key(1), x, labels)
+  np.testing.assert_array_equal(layer.apply(variables, x, labels), x)
+  gain = np.arange(15.0).reshape(3, 5) / 10
+  bias = -np.arange(15.0).reshape(3, 5)
+  out = layer.apply({"params": {"gain": {"embedding": gain},
+                                "bias": {"embedding": bias}}}, x, labels)
+  expected = (np.asarray(x) * (1 + gain[[2, 0]][:, None, None, :])
+              + bias[[2, 0]][:, None, None, :])
+  np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
 def _dense_input(discriminator, variables, images):

@@ -3,6 +3,7 @@
 XLA_FLAGS must be set before jax starts, so the check runs in a subprocess.
 """
 
+import json
 import os
 import signal
 import socket
@@ -71,17 +72,17 @@ def test_train_step_on_a_batch_sharded_over_8_devices():
 
 
 LOOP_SCRIPT = textwrap.dedent("""
-    import sys
+    import json, sys
     import gan_jax
     import jax, numpy as np
     sys.path.insert(0, "tests")
     from conftest import tiny_run_config
     from gan_jax.errors import ConfigError
 
-    idx_dir, workdir, arch, out = sys.argv[1:]
+    idx_dir, workdir, changes, out = sys.argv[1:]
     assert jax.device_count() == 8
-    config = tiny_run_config(idx_dir, arch=arch, num_steps=4, sample_every=4,
-                             checkpoint_every=4)
+    config = tiny_run_config(idx_dir, num_steps=4, sample_every=4,
+                             checkpoint_every=4, **json.loads(changes))
     try:
       config.replace(batch_size=12).train(workdir + "_x")
       raise SystemExit("batch 12 on 8 devices was accepted")
@@ -95,21 +96,24 @@ LOOP_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("arch", ["dcgan_tiny", "mlp_tiny"])
-def test_training_on_8_devices_matches_1_device(idx_dir, tmp_path, arch):
+# The MLP case is class-conditional: labels sharded with the images.
+@pytest.mark.parametrize("changes", [dict(arch="dcgan_tiny"),
+                                     dict(arch="mlp_tiny", conditional=True)])
+def test_training_on_8_devices_matches_1_device(idx_dir, tmp_path, changes):
   out = str(tmp_path / "eight.npz")
   env = dict(os.environ,
              XLA_FLAGS="--xla_force_host_platform_device_count=8",
              JAX_PLATFORMS="cpu")
   result = subprocess.run(
       [sys.executable, "-c", LOOP_SCRIPT, idx_dir, str(tmp_path / "eight"),
-       arch, out], cwd=REPO, env=env, capture_output=True, text=True,
+       json.dumps(changes), out], cwd=REPO, env=env, capture_output=True,
+      text=True,
       timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.strip().endswith("OK")
 
-  single = tiny_run_config(idx_dir, arch=arch, num_steps=4, sample_every=4,
-                           checkpoint_every=4).train(tmp_path / "one")
+  single = tiny_run_config(idx_dir, num_steps=4, sample_every=4,
+                           checkpoint_every=4, **changes).train(tmp_path / "one")
   eight = np.load(out)
   leaves = jax.tree.leaves(single)
   assert len(leaves) == len(eight.files)

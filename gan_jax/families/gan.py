@@ -57,6 +57,13 @@ class GANConfig(Config):
       1, "Apply the penalty every this many D steps, its loss times the "
       "interval, D's Adam lr and betas scaled by c/(c+1) (lazy, StyleGAN2).",
       group="model")
+  conditional: bool = setting(
+      False, "Class-conditional G and D (\"draw a 4\"): G gets a class "
+      "embedding beside z (conditional BatchNorm in the ResNet), D a "
+      "projection head (Miyato & Koyama 2018).", group="model")
+  num_classes: int = setting(
+      0, "Classes of a --conditional model (0: those of the training "
+      "data's labels).", group="model")
   spectral_norm: bool = setting(
       False, "Spectral normalisation of D's weights (Miyato et al. 2018); "
       "the DCGAN D then drops its BatchNorm.", group="model")
@@ -124,7 +131,11 @@ class GANConfig(Config):
     self.in_unit_interval("b1", "b2", "g_ema_decay", *[
         name for name in ("g_b1", "d_b1", "g_b2", "d_b2")
         if getattr(self, name) is not None])
-    self.non_negative("lr_decay_steps", "g_ema_rampup", "penalty_weight")
+    self.non_negative("lr_decay_steps", "g_ema_rampup", "penalty_weight",
+                      "num_classes")
+    if self.num_classes and not self.conditional:
+      raise ConfigError("--num_classes sets the classes of a conditional "
+                        "model: add --conditional.")
     if self.g_ema_rampup and not self.g_ema_decay:
       raise ConfigError("--g_ema_rampup ramps an EMA up: set --g_ema_decay "
                         "too (e.g. 0.995).")
@@ -138,9 +149,25 @@ class GANConfig(Config):
     return self
 
 
+def num_classes_of(config: GANConfig, data_spec: DataSpec) -> int:
+  """The classes of a --conditional model (0 if unconditional): --num_classes
+  or the data's. ConfigError if the data has no labels or more classes."""
+  if not config.conditional:
+    return 0
+  classes = config.num_classes or data_spec.num_classes
+  if not classes:
+    raise ConfigError("--conditional needs labelled data: this dataset has "
+                      "no labels (or pass --num_classes).")
+  if data_spec.num_classes > classes:
+    raise ConfigError(f"--num_classes={classes} is fewer than the "
+                      f"{data_spec.num_classes} classes of the data's labels.")
+  return classes
+
+
 def init(config: GANConfig, data_spec: DataSpec, key: Array) -> GANState:
   """Both players for `data_spec`'s images (`state.create_state`)."""
-  return create_state(config, data_spec.image_shape, rng=key)
+  return create_state(config, data_spec.image_shape, rng=key,
+                      num_classes=num_classes_of(config, data_spec))
 
 
 # Latents over which an EMA generator's BatchNorm statistics are measured:
@@ -148,7 +175,8 @@ def init(config: GANConfig, data_spec: DataSpec, key: Array) -> GANState:
 STANDING_STATS_LATENTS = 512
 
 
-def standing_batch_stats(apply_fn, params, batch_stats, z: Array):
+def standing_batch_stats(apply_fn, params, batch_stats, z: Array,
+                         labels: Optional[Array] = None):
   """BatchNorm statistics of the generator with `params` over latents z.
 
   The running averages of a generator are those of the live weights; the
@@ -157,14 +185,14 @@ def standing_batch_stats(apply_fn, params, batch_stats, z: Array):
   new, so one train-mode pass from zeros gives a = (1 - m) new and one from
   ones gives b = m + (1 - m) new; new = a / (1 - (b - a)), for any momentum
   m. Statistics that are not running averages (u of a spectral norm) keep
-  the live ones.
+  the live ones. A conditional generator runs on `labels` [B].
   """
   def updated(fill):
     _, updates = apply_fn(
         {"params": params,
          "batch_stats": jax.tree.map(lambda x: jnp.full_like(x, fill),
                                      batch_stats)},
-        z, train=True, mutable=["batch_stats"])
+        z, train=True, mutable=["batch_stats"], **steps.labels_kwarg(labels))
     return updates["batch_stats"]
 
   from_zeros, from_ones = updated(0.0), updated(1.0)
@@ -178,23 +206,40 @@ def standing_batch_stats(apply_fn, params, batch_stats, z: Array):
                                           from_ones)
 
 
-def generate_images(g_state: PlayerState, z: Array) -> Array:
+def balanced_labels(num: int, num_classes: int) -> Optional[Array]:
+  """0, 1, ..., C-1, 0, 1, ...: int32 [num] (None if unconditional)."""
+  if not num_classes:
+    return None
+  return jnp.arange(num, dtype=jnp.int32) % num_classes
+
+
+def generate_images(g_state: PlayerState, z: Array,
+                    labels: Optional[Array] = None) -> Array:
   """Eval-mode G(z) (running BatchNorm statistics): [B, H, W, C] in [-1, 1].
 
-  With G's EMA params (g_ema_decay), the BatchNorm statistics are those of
-  the EMA weights (`standing_batch_stats` over STANDING_STATS_LATENTS fixed
-  latents), not the live generator's.
+  A conditional generator draws classes `labels` int32 [B] (default: every
+  class in turn, `balanced_labels`). With G's EMA params (g_ema_decay),
+  the BatchNorm statistics are those of the EMA weights
+  (`standing_batch_stats` over STANDING_STATS_LATENTS fixed latents and
+  balanced classes), not the live generator's.
   """
+  num_classes = g_state.game.num_classes
+  if labels is None:
+    labels = balanced_labels(z.shape[0], num_classes)
+  labels = labels if num_classes else None
   if g_state.ema_params is None:
-    return g_state.apply_fn(g_state.variables(), z, train=False)
+    return g_state.apply_fn(g_state.variables(), z, train=False,
+                            **steps.labels_kwarg(labels))
   batch_stats = g_state.batch_stats
   if batch_stats:
     standing = jax.random.normal(jax.random.key(0), (STANDING_STATS_LATENTS,)
                                  + z.shape[1:], jnp.float32)
-    batch_stats = standing_batch_stats(g_state.apply_fn, g_state.ema_params,
-                                       batch_stats, standing)
+    batch_stats = standing_batch_stats(
+        g_state.apply_fn, g_state.ema_params, batch_stats, standing,
+        balanced_labels(STANDING_STATS_LATENTS, num_classes))
   return g_state.apply_fn({"params": g_state.ema_params,
-                           "batch_stats": batch_stats}, z, train=False)
+                           "batch_stats": batch_stats}, z, train=False,
+                          **steps.labels_kwarg(labels))
 
 
 def latents(state: GANState, key: Array, num: int) -> Array:
@@ -202,17 +247,30 @@ def latents(state: GANState, key: Array, num: int) -> Array:
   return steps.sample_latents(key, num, state.game.latent_dim)
 
 
-def decode(state: GANState, z: Array) -> Array:
-  return generate_images(state.g, z)
+def decode(state: GANState, z: Array, labels: Optional[Array] = None
+           ) -> Array:
+  """G(z) [N, H, W, C]; a conditional G draws `labels` (default: balanced)."""
+  return generate_images(state.g, z, labels)
 
 
-def generate(state: GANState, key: Array, num: int) -> Array:
-  return decode(state, latents(state, key, num))
+def generate(state: GANState, key: Array, num: int,
+             labels: Optional[Array] = None) -> Array:
+  """`num` samples [N, H, W, C]; a conditional G draws `labels` int32 [N]
+  (default: every class in turn)."""
+  return decode(state, latents(state, key, num), labels)
 
 
 def preview(state: GANState, key: Array, images: Array) -> Mapping[str, Array]:
-  """Samples for the grid: as many as `images`, from latents of `key`."""
-  return {"samples": generate(state, key, images.shape[0])}
+  """Samples for the grid from latents of `key`: as many as `images`, or for
+  a conditional G one row per class ([classes, columns, H, W, C])."""
+  num, classes = images.shape[0], state.game.num_classes
+  if not classes:
+    return {"samples": generate(state, key, num)}
+  rows = min(classes, num)
+  columns = max(1, num // rows)
+  labels = jnp.repeat(jnp.arange(rows, dtype=jnp.int32), columns)
+  samples = generate(state, key, rows * columns, labels)
+  return {"samples": samples.reshape((rows, columns) + samples.shape[1:])}
 
 
 def describe_metrics(m: Mapping[str, float]) -> str:
@@ -269,6 +327,11 @@ PRESETS = {
         "runs; the samples mean nothing.",
         run=dict(batch_size=8, num_grid_samples=4),
         model=dict(arch="dcgan_tiny", latent_dim=8)),
+    "tiny_conditional": Preset(
+        doc="The tiny preset, class-conditional (labels from the data): "
+        "`python -m experiments.mnist_gan --preset=tiny_conditional`.",
+        run=dict(batch_size=8, num_grid_samples=4),
+        model=dict(arch="dcgan_tiny", latent_dim=8, conditional=True)),
 }
 
 FAMILY = Family(
@@ -277,7 +340,7 @@ FAMILY = Family(
     init=init,
     train_step=steps.train_step,
     predict={"preview": preview, "generate": generate, "latents": latents,
-             "decode": decode},
+             "decode": decode, "classes": lambda state: state.game.num_classes},
     batches_per_step=lambda config: config.d_steps,
     describe_metrics=describe_metrics,
     eval_metrics=("fd", "score"),

@@ -22,13 +22,13 @@ the architecture, so it is a field of each module (`kernel_init`,
 scale 1) train markedly worse here: README, "The default against PyTorch".
 """
 
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models import layers
+from gan_jax.models import conditioning, layers
 
 Dtype = Any
 Initializer = Callable[..., jax.Array]
@@ -64,17 +64,28 @@ def _batch_norm(train: bool, fast: bool, scale_init: Initializer,
 
 
 class DCGANGenerator(nn.Module):
-  """z [B, latent_dim] -> images [B, H, W, C] in [-1, 1]."""
+  """z [B, latent_dim] (and labels [B] with num_classes) -> images
+  [B, H, W, C] in [-1, 1]."""
   image_shape: Tuple[int, int, int] = (28, 28, 1)
   features: int = 64  # Channels of the last hidden layer.
   fast_layers: bool = True  # gan_jax.models.layers: flax's functions, faster.
   kernel_init: Initializer = paper_weight_init
   scale_init: Initializer = paper_scale_init
+  # > 0: a class embedding of label_features is concatenated to z.
+  num_classes: int = 0
+  label_features: int = 50
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+  def __call__(self, z: jax.Array, train: bool = True,
+               labels: Optional[jax.Array] = None) -> jax.Array:
+    conditioning.check_labels(self, self.num_classes, labels)
+    batch = z.shape[0]
+    if self.num_classes:
+      z = conditioning.concat_label_embedding(
+          z, labels, self.num_classes, self.label_features, self.dtype,
+          self.param_dtype)
     height, width, channels = self.image_shape
     n_up = num_upsamplings(height)
     base_h, base_w = height >> n_up, width >> n_up
@@ -86,7 +97,7 @@ class DCGANGenerator(nn.Module):
 
     x = nn.Dense(base_h * base_w * self.features * width_mult, use_bias=False,
                  **kw)(z.astype(self.dtype))
-    x = x.reshape(z.shape[0], base_h, base_w, self.features * width_mult)
+    x = x.reshape(batch, base_h, base_w, self.features * width_mult)
     x = nn.relu(_batch_norm(train, self.fast_layers, **bn_kw)(x))
     for i in range(n_up - 1):
       x = conv_t(self.features * width_mult >> (i + 1), (4, 4), (2, 2),
@@ -97,7 +108,8 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-  """images [B, H, W, C] -> logits [B] (float32).
+  """images [B, H, W, C] (and labels [B] with num_classes) -> logits [B]
+  (float32). With num_classes, the projection head adds <embed(y), h>.
 
   With `spectral_norm`, every conv and dense weight is divided by its
   spectral norm (Miyato et al. 2018, their "standard CNN" use of it) and
@@ -111,11 +123,14 @@ class DCGANDiscriminator(nn.Module):
   batch_norm: bool = True
   kernel_init: Initializer = paper_weight_init
   scale_init: Initializer = paper_scale_init
+  num_classes: int = 0  # > 0: projection head for labels.
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+  def __call__(self, x: jax.Array, train: bool = True,
+               labels: Optional[jax.Array] = None) -> jax.Array:
+    conditioning.check_labels(self, self.num_classes, labels)
     conv = layers.Conv if self.fast_layers else nn.Conv
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     bn_kw = dict(scale_init=self.scale_init, **kw)
@@ -129,5 +144,10 @@ class DCGANDiscriminator(nn.Module):
       if batch_norm:
         x = _batch_norm(train, self.fast_layers, **bn_kw)(x)
       x = nn.leaky_relu(x, 0.2)
-    logits = wrap(nn.Dense(1, **kw))(x.reshape(x.shape[0], -1))
-    return logits[:, 0].astype(jnp.float32)
+    h = x.reshape(x.shape[0], -1)
+    logits = wrap(nn.Dense(1, **kw))(h)[:, 0]
+    if self.num_classes:
+      logits = logits + conditioning.projection(
+          h, labels, self.num_classes, wrap, self.kernel_init, self.dtype,
+          self.param_dtype)
+    return logits.astype(jnp.float32)

@@ -4,12 +4,14 @@ The generator is a ReLU MLP with a tanh output; the discriminator uses maxout
 units with dropout, as in the paper's released code.
 """
 
-from typing import Any, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from gan_jax.models import conditioning
 
 Dtype = Any
 
@@ -46,17 +48,27 @@ class Dropout(nn.Module):
 
 
 class MLPGenerator(nn.Module):
-  """z [B, latent_dim] -> images [B, H, W, C] in [-1, 1]."""
+  """z [B, latent_dim] (and labels [B] with num_classes) -> images
+  [B, H, W, C] in [-1, 1]."""
   image_shape: Tuple[int, int, int] = (28, 28, 1)
   hidden: Sequence[int] = (1200, 1200)
+  # > 0: a class embedding of label_features is concatenated to z.
+  num_classes: int = 0
+  label_features: int = 50
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+  def __call__(self, z: jax.Array, train: bool = True,
+               labels: Optional[jax.Array] = None) -> jax.Array:
     del train  # No batch statistics or dropout in this generator.
+    conditioning.check_labels(self, self.num_classes, labels)
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     x = z.astype(self.dtype)
+    if self.num_classes:
+      x = conditioning.concat_label_embedding(
+          x, labels, self.num_classes, self.label_features, self.dtype,
+          self.param_dtype)
     for width in self.hidden:
       x = nn.relu(nn.Dense(width, **kw)(x))
     x = nn.Dense(int(np.prod(self.image_shape)), **kw)(x)
@@ -64,20 +76,30 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-  """images [B, H, W, C] -> logits [B] (float32). Needs a 'dropout' rng."""
+  """images [B, H, W, C] (and labels [B] with num_classes) -> logits [B]
+  (float32). Needs a 'dropout' rng. With num_classes, the projection head
+  adds <embed(y), h>."""
   image_shape: Tuple[int, int, int] = (28, 28, 1)
   hidden: Sequence[int] = (240, 240)
   pieces: int = 5
   dropout_rate: float = 0.5
+  num_classes: int = 0  # > 0: projection head for labels.
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+  def __call__(self, x: jax.Array, train: bool = True,
+               labels: Optional[jax.Array] = None) -> jax.Array:
+    conditioning.check_labels(self, self.num_classes, labels)
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     x = x.reshape(x.shape[0], -1).astype(self.dtype)
     for width in self.hidden:
       x = Dropout(self.dropout_rate)(x, deterministic=not train)
       x = Maxout(width, self.pieces, **kw)(x)
     x = Dropout(self.dropout_rate)(x, deterministic=not train)
-    return nn.Dense(1, **kw)(x)[:, 0].astype(jnp.float32)
+    logits = nn.Dense(1, **kw)(x)[:, 0]
+    if self.num_classes:
+      logits = logits + conditioning.projection(
+          x, labels, self.num_classes, lambda layer: layer,
+          nn.initializers.lecun_normal(), self.dtype, self.param_dtype)
+    return logits.astype(jnp.float32)

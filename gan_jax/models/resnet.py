@@ -12,8 +12,9 @@ Koyama 2018, built from the image size:
   ReLU) down to 7x7 or 8x8, two residual blocks without pooling, ReLU,
   global sum pooling, a dense logit. Every weight is spectrally normalised
   (`spectral_norm`, on by default) and D has no BatchNorm.
-* Projection head (Miyato & Koyama 2018): with `num_classes` > 0, D takes
-  `labels` [B] and adds <embed(y), h> to the logit.
+* Labels (Miyato & Koyama 2018): with `num_classes` > 0, G's BatchNorms
+  are conditional (a per-class gain and bias) and D adds the projection
+  <embed(y), h> to the logit; both take `labels` [B].
 
 | image | G blocks (base)  | D down-blocks, then plain |
 | ----- | ---------------- | ------------------------- |
@@ -30,7 +31,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models import layers
+from gan_jax.models import conditioning, layers
 from gan_jax.models.dcgan import num_upsamplings
 
 Dtype = Any
@@ -70,14 +71,23 @@ def _batch_norm(train, dtype, param_dtype):
 
 
 class GeneratorBlock(_Block):
-  """[B, H, W, C] -> [B, 2H, 2W, features]."""
+  """[B, H, W, C] -> [B, 2H, 2W, features]; class-conditional BatchNorm with
+  num_classes and labels [B]."""
   features: int = 256
+  num_classes: int = 0
+
+  def norm(self, x, labels):
+    x = self.batch_norm()(x)
+    if self.num_classes:
+      x = conditioning.ClassGainBias(self.num_classes, self.dtype,
+                                     self.param_dtype)(x, labels)
+    return x
 
   @nn.compact
-  def __call__(self, x):
-    h = nn.relu(self.batch_norm()(x))
+  def __call__(self, x, labels=None):
+    h = nn.relu(self.norm(x, labels))
     h = self.conv(self.features, 3)(_upsample(h))
-    h = nn.relu(self.batch_norm()(h))
+    h = nn.relu(self.norm(h, labels))
     h = self.conv(self.features, 3)(h)
     return h + self.conv(self.features, 1)(_upsample(x))
 
@@ -103,14 +113,18 @@ class DiscriminatorBlock(_Block):
 
 
 class ResNetGenerator(nn.Module):
-  """z [B, latent_dim] -> images [B, H, W, C] in [-1, 1]."""
+  """z [B, latent_dim] (and labels [B] with num_classes) -> images
+  [B, H, W, C] in [-1, 1]."""
   image_shape: Tuple[int, int, int] = (32, 32, 3)
   features: int = 256
+  num_classes: int = 0  # > 0: class-conditional BatchNorm.
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+  def __call__(self, z: jax.Array, train: bool = True,
+               labels: Optional[jax.Array] = None) -> jax.Array:
+    conditioning.check_labels(self, self.num_classes, labels)
     height, width, channels = self.image_shape
     n_up = num_upsamplings(height)
     base_h, base_w = height >> n_up, width >> n_up
@@ -120,7 +134,8 @@ class ResNetGenerator(nn.Module):
                      z.astype(self.dtype))
     x = x.reshape(z.shape[0], base_h, base_w, self.features)
     for _ in range(n_up):
-      x = GeneratorBlock(features=self.features, **kw)(x)
+      x = GeneratorBlock(features=self.features, num_classes=self.num_classes,
+                         **kw)(x, labels)
     x = nn.relu(_batch_norm(train, self.dtype, self.param_dtype)(x))
     x = layers.Conv(channels, (3, 3), (1, 1), kernel_init=_INIT,
                     dtype=self.dtype, param_dtype=self.param_dtype)(x)
@@ -139,6 +154,7 @@ class ResNetDiscriminator(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True,
                labels: Optional[jax.Array] = None) -> jax.Array:
+    conditioning.check_labels(self, self.num_classes, labels)
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype,
               spectral_norm=self.spectral_norm, train=train)
     wrap = layers.spectral_wrapper(self.spectral_norm, train)
@@ -152,11 +168,7 @@ class ResNetDiscriminator(nn.Module):
     logits = wrap(nn.Dense(1, kernel_init=_INIT, dtype=self.dtype,
                            param_dtype=self.param_dtype))(h)[:, 0]
     if self.num_classes:
-      if labels is None:
-        raise ValueError("This discriminator has a projection head "
-                         f"(num_classes={self.num_classes}): pass labels.")
-      embed = wrap(nn.Embed(self.num_classes, self.features,
-                            embedding_init=_INIT, dtype=self.dtype,
-                            param_dtype=self.param_dtype))
-      logits = logits + jnp.sum(embed(labels) * h, axis=-1)
+      logits = logits + conditioning.projection(
+          h, labels, self.num_classes, wrap, _INIT, self.dtype,
+          self.param_dtype)
     return logits.astype(jnp.float32)

@@ -1,0 +1,91 @@
+"""Class conditioning shared by the networks ("draw a 4").
+
+* Generators concatenate a learned class embedding to z (Mirza & Osindero
+  2014 concatenate the one-hot label; a learned embedding is its usual
+  modern form), or, in the ResNet, scale and shift every BatchNorm per
+  class (conditional BatchNorm: de Vries et al. 2017, Miyato & Koyama 2018).
+* Discriminators add the projection <embed(y), h> of the label onto D's
+  last features h to the logit (Miyato & Koyama 2018).
+
+Every function is called from inside a module's compact `__call__`, so the
+embeddings it creates are that module's parameters.
+"""
+
+from typing import Any, Callable, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Dtype = Any
+
+
+def check_labels(module: nn.Module, num_classes: int,
+                 labels: Optional[Array]) -> None:
+  """ValueError if a conditional module (num_classes > 0) got no labels."""
+  if num_classes and labels is None:
+    raise ValueError(f"{type(module).__name__} is class-conditional "
+                     f"(num_classes={num_classes}): pass labels [B].")
+
+
+class ClassEmbedding(nn.Module):
+  """labels int [B] -> rows of a learned table [B, features].
+
+  A one-hot matmul rather than a gather (nn.Embed): with the batch sharded
+  over devices, it stays sharded the same way with no gather to resolve,
+  and for tens of classes it costs nothing.
+  """
+  num_classes: int
+  features: int
+  embedding_init: Callable[..., Array] = nn.linear.default_embed_init
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, labels: Array) -> Array:
+    table = self.param("embedding", self.embedding_init,
+                       (self.num_classes, self.features), self.param_dtype)
+    one_hot = jax.nn.one_hot(labels, self.num_classes, dtype=self.dtype)
+    return one_hot @ table.astype(self.dtype)
+
+
+def concat_label_embedding(z: Array, labels: Array, num_classes: int,
+                           features: int, dtype: Dtype, param_dtype: Dtype
+                           ) -> Array:
+  """[z, embed(labels)]: [B, latent_dim] -> [B, latent_dim + features]."""
+  embedded = ClassEmbedding(num_classes, features, dtype=dtype,
+                            param_dtype=param_dtype)(labels)
+  return jnp.concatenate([z.astype(dtype), embedded.astype(dtype)], axis=-1)
+
+
+def projection(h: Array, labels: Array, num_classes: int,
+               wrap: Callable[[nn.Module], Callable[..., Array]],
+               embedding_init: Callable[..., Array], dtype: Dtype,
+               param_dtype: Dtype) -> Array:
+  """<embed(y), h> for features h [B, F]: [B]. `wrap` adds spectral norm
+  to the embedding where D has it (as the authors' SNEmbedID)."""
+  embed = wrap(ClassEmbedding(num_classes, h.shape[-1],
+                              embedding_init=embedding_init, dtype=dtype,
+                              param_dtype=param_dtype))
+  return jnp.sum(embed(labels) * h, axis=-1)
+
+
+class ClassGainBias(nn.Module):
+  """x * (1 + gain[y]) + bias[y] per channel, both embeddings starting at 0:
+  after a BatchNorm, the conditional BatchNorm of BigGAN and SNGAN's
+  projection generator, which starts out as the unconditional one."""
+  num_classes: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array, labels: Array) -> Array:
+    channels = x.shape[-1]
+    embed = lambda name: ClassEmbedding(
+        self.num_classes, channels, embedding_init=nn.initializers.zeros,
+        dtype=self.dtype, param_dtype=self.param_dtype, name=name)(labels)
+    shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (channels,)
+    gain = embed("gain").reshape(shape)
+    bias = embed("bias").reshape(shape)
+    return (x * (1 + gain) + bias).astype(self.dtype)
