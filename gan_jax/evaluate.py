@@ -100,11 +100,28 @@ def load_samples(path: str) -> np.ndarray:
   return images
 
 
+def load_labels(path: str, num_images: int) -> Optional[np.ndarray]:
+  """The `labels` array of an .npz (the classes its images were drawn for),
+  int [N]; None if it has none."""
+  with np.load(path, allow_pickle=False) as saved:
+    if "labels" not in saved:
+      return None
+    labels = saved["labels"]
+  if labels.shape != (num_images,) or not np.issubdtype(labels.dtype,
+                                                        np.integer):
+    raise DataError(f"--samples={path}: `labels` must be integers, one per "
+                    f"image ({num_images}), got {labels.dtype} "
+                    f"{labels.shape}.")
+  return labels
+
+
 def evaluate_samples(config: EvalConfig, path: str) -> Records:
-  """Scores the images of an .npz file (from this codebase or any other)."""
+  """Scores the images of an .npz file (from this codebase or any other);
+  with a `labels` array (the classes requested), class_accuracy too."""
   config.validate()  # Flag errors first, before reading anything.
   images = load_samples(path)
-  return Evaluator(config)(images, source=os.path.abspath(path))
+  return Evaluator(config)(images, labels=load_labels(path, len(images)),
+                           source=os.path.abspath(path))
 
 
 def write_records(records: Sequence[Dict[str, Any]], path: str) -> None:

@@ -90,10 +90,12 @@ def check_metrics(metrics: Sequence[str]) -> None:
 
 
 def default_metrics(family: Optional[Family]) -> Tuple[str, ...]:
-  """Every sample metric the family supports, and elbo if it has one."""
+  """Every sample metric the family supports, and elbo if it has one (and
+  class_accuracy where there are labels: `Evaluator.sample_metrics_for`)."""
   metrics = ()
   if family is None or family.can("generate"):
-    metrics += tuple(evaluation.METRICS)
+    metrics += tuple(m for m in evaluation.METRICS
+                     if m not in evaluation.LABELLED_METRICS)
   if family is not None and family.can("elbo"):
     metrics += ("elbo",)
   return metrics
@@ -130,22 +132,37 @@ class Evaluator:
           self.extractor, config.dataset, config.reference_split,
           config.data_dir, config.num_real, config.cache_dir, real=self.real)
 
-  def __call__(self, images, **context: Any) -> Records:
-    """Sample metrics of images [N, H, W, C] (uint8, or float in [-1, 1])."""
-    if not self.sample_metrics:
+  def sample_metrics_for(self, labels: Optional[np.ndarray]) -> List[str]:
+    """The sample metrics to compute: by default, class_accuracy too when
+    the samples come with requested classes."""
+    if labels is None or self.config.metrics is not None:
+      return self.sample_metrics
+    return self.sample_metrics + list(evaluation.LABELLED_METRICS)
+
+  def __call__(self, images, labels: Optional[np.ndarray] = None,
+               **context: Any) -> Records:
+    """Sample metrics of images [N, H, W, C] (uint8, or float in [-1, 1]),
+    drawn for classes `labels` int [N] if conditional."""
+    metrics = self.sample_metrics_for(labels)
+    if not metrics:
       return []
     return evaluation.evaluate(images, self.extractor, self.reference,
-                               metrics=self.sample_metrics,
-                               seed=self.config.seed, **context)
+                               metrics=metrics, seed=self.config.seed,
+                               labels=labels, **context)
 
   def generated(self, state: Any, **context: Any) -> Records:
     """The family's samples scored (`num_samples` of them), then its data
     metrics on the real images."""
     records = []
     if self.sample_metrics:
-      images = sampling.sample(self.family, state, self.config.num_samples,
-                               seed=self.config.seed)
-      records += self(images, **context)
+      # A conditional model draws every class in turn, so FD sees the
+      # classes balanced and class_accuracy knows what was asked for.
+      classes = sampling.num_classes(self.family, state)
+      n = self.config.num_samples
+      labels = np.arange(n, dtype=np.int32) % classes if classes else None
+      images = sampling.sample(self.family, state, n, seed=self.config.seed,
+                               labels=labels)
+      records += self(images, labels=labels, **context)
     for metric in self.data_metrics:
       records += self._data_metric(metric, state, context)
     return records

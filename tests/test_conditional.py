@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from conftest import run_module, tiny_run_config
-from gan_jax import runs, sampling, steps
+from gan_jax import evaluate, runs, sampling, steps
 from gan_jax.errors import ConfigError
 from gan_jax.families import gan
 from gan_jax.family import DataSpec
+from gan_jax.metrics import classifier, evaluation
 
 
 def test_requested_labels():
@@ -88,3 +89,12 @@ def test_sample_a_chosen_class_from_the_command_line(idx_dir, tmp_path):
   assert result.returncode == 1
   assert result.stderr.strip().splitlines()[-1] == (
       "error: --label=11 is not a class of this model (0..9).")
+
+  # Scoring the run: every class in turn, and class_accuracy by default.
+  classifier.train_classifier("bars", idx_dir, num_epochs=2, batch_size=32)
+  records, _ = evaluate.evaluate_checkpoint(
+      evaluate.EvalConfig(num_samples=20, dataset="bars"), workdir)
+  scores = evaluation.by_metric(records)
+  assert 0.0 <= scores["class_accuracy"] <= 1.0 and "fd" in scores
+  record = [r for r in records if r["metric"] == "class_accuracy"][0]
+  assert record["num_generated"] == 20 and len(record["per_class"]) == 10

@@ -84,6 +84,48 @@ def test_collapsed_samples_cover_one_class(toy):
   assert values["fd"] > 1.0
 
 
+def test_class_accuracy_by_hand():
+  logits = np.array([[5.0, 0, 0], [0, 5, 0], [0, 5, 0], [0, 0, 5]])
+  value, per_class = evaluation.class_accuracy(logits, np.array([0, 1, 2, 0]))
+  assert value == 0.5  # Right on the first two only.
+  assert per_class == [0.5, 1.0, 0.0]
+  _, per_class = evaluation.class_accuracy(logits, np.array([0, 0, 0, 0]))
+  assert per_class[0] == 0.25 and np.isnan(per_class[1])
+
+
+def test_class_accuracy_of_samples_with_their_labels(toy, tmp_path):
+  """Real test images labelled truly score the classifier's own accuracy on
+  them; the same images with shifted labels score far lower."""
+  config, _ = toy
+  images, labels = _test_images(), make_digits(64, seed=4)[1]
+  evaluator = evaluate.Evaluator(config)
+  records = evaluator(images, labels=labels)
+  values = evaluation.by_metric(records)
+  _, logits = evaluator.extractor(images)
+  assert values["class_accuracy"] == pytest.approx(
+      np.mean(logits.argmax(-1) == labels)) and values["class_accuracy"] > 0.5
+  record = [r for r in records if r["metric"] == "class_accuracy"][0]
+  assert record["classifier_test_accuracy"] == (
+      evaluator.extractor.info["test_accuracy"])
+  assert len(record["per_class"]) == 10
+  shifted = evaluator(images, labels=(labels + 1) % 10)
+  assert evaluation.by_metric(shifted)["class_accuracy"] < 0.5
+  # Without labels it is not a default metric, and asking for it says why.
+  assert "class_accuracy" not in evaluation.by_metric(evaluator(images))
+  with pytest.raises(ConfigError, match="needs the classes the samples"):
+    evaluate.Evaluator(dataclasses.replace(
+        config, metrics=("class_accuracy",)))(images)
+  # An .npz with `labels` is scored the same way.
+  path = str(tmp_path / "labelled.npz")
+  np.savez(path, images=images, labels=labels)
+  from_file = evaluate.evaluate_samples(config, path)
+  assert evaluation.by_metric(from_file)["class_accuracy"] == (
+      values["class_accuracy"])
+  np.savez(path, images=images, labels=labels[:3])
+  with pytest.raises(DataError, match="one per image"):
+    evaluate.evaluate_samples(config, path)
+
+
 def test_reference_is_cached_per_split_and_images(toy, monkeypatch):
   config, _ = toy
   evaluate.Evaluator(config)  # Fills the cache (if not yet).

@@ -17,7 +17,7 @@ weights and a hash of the real images themselves.
 
 import dataclasses
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from absl import logging
 import numpy as np
@@ -149,30 +149,31 @@ def real_reference(extractor: FeatureExtractor, dataset_name: str,
 
 
 # --- Metrics -----------------------------------------------------------------
-# Each takes (features [M, D], logits [M, K], reference, seed) and returns
+# Each takes (features [M, D], logits [M, K], reference, seed, labels: the
+# classes the samples were drawn for, int [M], or None) and returns
 # {metric name: {"value": v, ...its parameters}}.
 
-MetricFn = Callable[[np.ndarray, np.ndarray, Reference, int],
-                    Dict[str, Dict[str, Any]]]
+MetricFn = Callable[[np.ndarray, np.ndarray, Reference, int,
+                     Optional[np.ndarray]], Dict[str, Dict[str, Any]]]
 
 
-def _fd(features, logits, reference, seed):
-  del logits, seed
+def _fd(features, logits, reference, seed, labels):
+  del logits, seed, labels
   mean, cov = feature_statistics(features)
   return {"fd": {"value": frechet_distance(reference.mean, reference.cov,
                                            mean, cov)}}
 
 
-def _score(features, logits, reference, seed, splits=10):
-  del features, reference, seed
+def _score(features, logits, reference, seed, labels, splits=10):
+  del features, reference, seed, labels
   splits = min(splits, len(logits))
   mean, std = classifier_score(logits, splits=splits, from_logits=True)
   return {"score": {"value": mean, "std": std, "splits": splits}}
 
 
-def _kid(features, logits, reference, seed, num_subsets=100,
+def _kid(features, logits, reference, seed, labels, num_subsets=100,
          subset_size=1000):
-  del logits
+  del logits, labels
   mean, std = kernel_inception_distance(
       reference.features, features, num_subsets=num_subsets,
       subset_size=subset_size, seed=seed)
@@ -181,24 +182,50 @@ def _kid(features, logits, reference, seed, num_subsets=100,
                   "subset_size": size}}
 
 
-def _precision_recall(features, logits, reference, seed, k=3):
-  del logits, seed
+def _precision_recall(features, logits, reference, seed, labels, k=3):
+  del logits, seed, labels
   precision, recall = precision_recall(reference.features, features, k=k)
   return {"precision": {"value": precision, "k": k},
           "recall": {"value": recall, "k": k}}
 
 
-def _density_coverage(features, logits, reference, seed, k=5):
-  del logits, seed
+def _density_coverage(features, logits, reference, seed, labels, k=5):
+  del logits, seed, labels
   density, coverage = density_coverage(reference.features, features, k=k)
   return {"density": {"value": density, "k": k},
           "coverage": {"value": coverage, "k": k}}
 
 
-def _class_coverage(features, logits, reference, seed):
-  del features, reference, seed
+def _class_coverage(features, logits, reference, seed, labels):
+  del features, reference, seed, labels
   return {"class_coverage": {"value": class_coverage(logits,
                                                      logits.shape[-1])}}
+
+
+def class_accuracy(logits: np.ndarray, labels: np.ndarray
+                   ) -> Tuple[float, List[float]]:
+  """Share of samples the classifier assigns to the class they were drawn
+  for, overall and per class (NaN where a class was not requested)."""
+  predicted = np.argmax(logits, axis=-1)
+  right = predicted == labels
+  per_class = [float(right[labels == c].mean()) if np.any(labels == c)
+               else float("nan") for c in range(logits.shape[-1])]
+  return float(right.mean()), per_class
+
+
+def _class_accuracy(features, logits, reference, seed, labels):
+  del features, reference, seed
+  if labels is None:
+    raise ConfigError("--metrics=class_accuracy needs the classes the samples "
+                      "were drawn for: score a conditional run, or an .npz "
+                      "with a `labels` array.")
+  if labels.shape != (len(logits),) or not 0 <= labels.min() <= labels.max(
+  ) < logits.shape[-1]:
+    raise ConfigError(f"The labels ({labels.shape}, in [{labels.min()}, "
+                      f"{labels.max()}]) must be one per sample and classes "
+                      f"of the classifier (0..{logits.shape[-1] - 1}).")
+  value, per_class = class_accuracy(logits, labels)
+  return {"class_accuracy": {"value": value, "per_class": per_class}}
 
 
 METRICS: Dict[str, MetricFn] = {
@@ -208,7 +235,11 @@ METRICS: Dict[str, MetricFn] = {
     "precision_recall": _precision_recall,
     "density_coverage": _density_coverage,
     "class_coverage": _class_coverage,
+    "class_accuracy": _class_accuracy,
 }
+# Metrics that need the samples' requested classes (a conditional model);
+# "every metric" means the others unless there are labels.
+LABELLED_METRICS = ("class_accuracy",)
 
 
 def check_metrics(metrics: Sequence[str]) -> None:
@@ -221,14 +252,21 @@ def check_metrics(metrics: Sequence[str]) -> None:
 
 def evaluate(images, extractor: FeatureExtractor, reference: Reference, *,
              metrics: Sequence[str] = tuple(METRICS), seed: int = 0,
+             labels: Optional[np.ndarray] = None,
              **context: Any) -> List[Dict[str, Any]]:
-  """Scores generated images [M, H, W, C] (uint8, or float in [-1, 1]).
+  """Scores generated images [M, H, W, C] (uint8, or float in [-1, 1]),
+  drawn for classes `labels` int [M] if conditional (class_accuracy).
 
   Returns one record per metric: the metric, its value (and parameters),
   and the protocol (sample counts, split, extractor, weights hash, resize,
   seed) plus any `context` (e.g. source=..., step=...).
   """
   check_metrics(metrics)
+  if any(m in LABELLED_METRICS for m in metrics):
+    if extractor.trained_on_sha256 is None:
+      raise ConfigError(f"--metrics=class_accuracy needs the domain "
+                        f"classifier of the dataset's own classes "
+                        f"(--extractor=classifier), not {extractor.name}.")
   features, logits = extractor(images)
   if not np.isfinite(features).all():
     raise ConfigError("The generated images give non-finite features: check "
@@ -249,8 +287,11 @@ def evaluate(images, extractor: FeatureExtractor, reference: Reference, *,
   }
   records = []
   for name in metrics:
-    for metric, result in METRICS[name](features, logits, reference,
-                                        seed).items():
+    for metric, result in METRICS[name](features, logits, reference, seed,
+                                        labels).items():
+      if metric in LABELLED_METRICS:  # Its ceiling, on real images.
+        result = {**result, "classifier_test_accuracy": extractor.info.get(
+            "test_accuracy")}
       records.append({"metric": metric, **result, **protocol})
   return records
 
