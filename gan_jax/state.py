@@ -116,7 +116,7 @@ def make_optimizer(config: "GANConfig", regularizers_of_player=(),
 
 
 def create_state(config: "GANConfig", image_shape: Tuple[int, int, int],
-                 rng: jax.Array | None = None, num_classes: int = 0
+                 rng: jax.Array | None = None, *, num_classes: int = 0
                  ) -> GANState:
   """Initialises both players for images of `image_shape` (H, W, C), with
   class-conditional networks if `num_classes` > 0.

@@ -32,15 +32,17 @@ def _signature(fn):
 
 
 def test_step_api_signatures_are_pinned():
+  # 0.1's arguments, in order; later releases may only add keyword-only
+  # arguments with defaults (listed here as they are added).
   assert _signature(steps.d_step) == ["d_state", "g_params", "real_images",
-                                      "key"]
-  # Later releases may only add keyword-only arguments with defaults.
+                                      "key", "*labels=None"]
   g_step = _signature(steps.g_step)
   assert g_step[:4] == ["g_state", "d_params", "key", "*batch_size"]
-  assert g_step[4:] == ["*d_batch_stats=None", "*real_images=None"]
+  assert g_step[4:] == ["*d_batch_stats=None", "*real_images=None",
+                        "*labels=None"]
   assert _signature(steps.train_step) == ["state", "batch"]
   assert _signature(state_lib.create_state) == ["config", "image_shape",
-                                                "rng=None"]
+                                                "rng=None", "*num_classes=0"]
   # 0.1's import paths.
   from gan_jax.config import GANConfig  # pylint: disable=g-import-not-at-top
   from gan_jax.state import GANState, PlayerState, step_key  # pylint: disable=g-import-not-at-top,unused-import
