@@ -155,7 +155,7 @@ class Config:
     for name in names:
       value = getattr(self, name)
       if not (value >= 0 and math.isfinite(value)):  # Refuses NaN and inf.
-        raise ConfigError(f"--{name} must be >= 0 and finite (0: off), got "
+        raise ConfigError(f"--{name} must be >= 0 and finite, got "
                           f"{value!r}.")
 
   def at_most(self, limit: int, *names: str) -> None:

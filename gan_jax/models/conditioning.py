@@ -59,16 +59,22 @@ def concat_label_embedding(z: Array, labels: Array, num_classes: int,
   return jnp.concatenate([z.astype(dtype), embedded.astype(dtype)], axis=-1)
 
 
-def projection(h: Array, labels: Array, num_classes: int,
+def logit_head(h: Array, labels: Optional[Array], num_classes: int,
                wrap: Callable[[nn.Module], Callable[..., Array]],
-               embedding_init: Callable[..., Array], dtype: Dtype,
+               init: Callable[..., Array], dtype: Dtype,
                param_dtype: Dtype) -> Array:
-  """<embed(y), h> for features h [B, F]: [B]. `wrap` adds spectral norm
-  to the embedding where D has it (as the authors' SNEmbedID)."""
-  embed = wrap(ClassEmbedding(num_classes, h.shape[-1],
-                              embedding_init=embedding_init, dtype=dtype,
-                              param_dtype=param_dtype))
-  return jnp.sum(embed(labels) * h, axis=-1)
+  """D's logits from its last features h [B, F]: dense(h), plus the
+  projection <embed(y), h> with num_classes > 0. float32 [B]. `wrap` adds
+  spectral norm to both where D has it (the embedding as the authors'
+  SNEmbedID); `init` draws the dense kernel and the class table."""
+  logits = wrap(nn.Dense(1, kernel_init=init, dtype=dtype,
+                         param_dtype=param_dtype))(h)[:, 0]
+  if num_classes:
+    embed = wrap(ClassEmbedding(num_classes, h.shape[-1],
+                                embedding_init=init, dtype=dtype,
+                                param_dtype=param_dtype))
+    logits = logits + jnp.sum(embed(labels) * h, axis=-1)
+  return logits.astype(jnp.float32)
 
 
 class ClassGainBias(nn.Module):

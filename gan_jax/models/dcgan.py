@@ -144,10 +144,6 @@ class DCGANDiscriminator(nn.Module):
       if batch_norm:
         x = _batch_norm(train, self.fast_layers, **bn_kw)(x)
       x = nn.leaky_relu(x, 0.2)
-    h = x.reshape(x.shape[0], -1)
-    logits = wrap(nn.Dense(1, **kw))(h)[:, 0]
-    if self.num_classes:
-      logits = logits + conditioning.projection(
-          h, labels, self.num_classes, wrap, self.kernel_init, self.dtype,
-          self.param_dtype)
-    return logits.astype(jnp.float32)
+    return conditioning.logit_head(
+        x.reshape(x.shape[0], -1), labels, self.num_classes, wrap,
+        self.kernel_init, self.dtype, self.param_dtype)

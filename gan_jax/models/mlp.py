@@ -97,9 +97,6 @@ class MLPDiscriminator(nn.Module):
       x = Dropout(self.dropout_rate)(x, deterministic=not train)
       x = Maxout(width, self.pieces, **kw)(x)
     x = Dropout(self.dropout_rate)(x, deterministic=not train)
-    logits = nn.Dense(1, **kw)(x)[:, 0]
-    if self.num_classes:
-      logits = logits + conditioning.projection(
-          x, labels, self.num_classes, lambda layer: layer,
-          nn.initializers.lecun_normal(), self.dtype, self.param_dtype)
-    return logits.astype(jnp.float32)
+    return conditioning.logit_head(
+        x, labels, self.num_classes, lambda layer: layer,
+        nn.initializers.lecun_normal(), self.dtype, self.param_dtype)

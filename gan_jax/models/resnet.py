@@ -165,10 +165,5 @@ class ResNetDiscriminator(nn.Module):
     for _ in range(2):
       h = DiscriminatorBlock(features=self.features, down=False, **kw)(h)
     h = jnp.sum(nn.relu(h), axis=(1, 2))  # Global sum pooling: [B, C].
-    logits = wrap(nn.Dense(1, kernel_init=_INIT, dtype=self.dtype,
-                           param_dtype=self.param_dtype))(h)[:, 0]
-    if self.num_classes:
-      logits = logits + conditioning.projection(
-          h, labels, self.num_classes, wrap, _INIT, self.dtype,
-          self.param_dtype)
-    return logits.astype(jnp.float32)
+    return conditioning.logit_head(h, labels, self.num_classes, wrap, _INIT,
+                                   self.dtype, self.param_dtype)
