@@ -13,7 +13,11 @@ that XLA_FLAGS can differ between variants:
   fast         the library as shipped (sub-pixel ConvTranspose, space-to-depth
                Conv, XLA:CPU flag set by gan_jax/__init__.py);
   reference    flax's nn.ConvTranspose / nn.Conv in the same networks;
-  no_xla_flag  the fast layers without the XLA:CPU flag.
+  no_xla_flag  the fast layers without the XLA:CPU flag;
+  conditional, acgan, diffaugment
+               the fast GAN with 10 classes (projection D, or ACGAN's
+               auxiliary classifier), or with DiffAugment's three transforms
+               (`MODEL_VARIANTS`).
 
 One JSON line per configuration, then a summary line. The step is the
 family's `train_step` on a fixed batch (for the GAN one discriminator and one
@@ -30,6 +34,12 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Variants that change the model config: its fields, and the classes.
+MODEL_VARIANTS = {
+    "conditional": (dict(conditional=True), 10),
+    "acgan": (dict(conditional=True, class_head="acgan"), 10),
+    "diffaugment": (dict(diffaugment="color,translation,cutout"), 0),
+}
 
 
 def time_step(train_step, state, batch, batch_size: int, steps: int,
@@ -66,7 +76,8 @@ def measure(family_name: str, arch: str, image_size: int, batch_size: int,
   from gan_jax.family import DataSpec
 
   family = families.get(family_name)
-  config = family.config(arch=arch)
+  changes, num_classes = MODEL_VARIANTS.get(variant, ({}, 0))
+  config = family.config(arch=arch, **changes)
   channels = 1 if image_size == 28 else 3
   shape = (image_size, image_size, channels)
   if variant == "reference":  # flax's own layers in the same GAN networks.
@@ -74,9 +85,10 @@ def measure(family_name: str, arch: str, image_size: int, batch_size: int,
     config = config.replace(
         generator=make_g(image_shape=shape, fast_layers=False),
         discriminator=make_d(image_shape=shape, fast_layers=False))
-  state = family.init(config, DataSpec(shape), jax.random.key(0))
+  state = family.init(config, DataSpec(shape, num_classes), jax.random.key(0))
   batch = {"image": jax.random.uniform(jax.random.key(0), (batch_size,) + shape,
-                                       minval=-1.0, maxval=1.0)}
+                                       minval=-1.0, maxval=1.0),
+           "label": jax.numpy.arange(batch_size) % max(num_classes, 1)}
   train_step = jax.jit(family.train_step, donate_argnums=0)
 
   compile_seconds, best, state, metrics = time_step(

@@ -21,6 +21,7 @@ from absl import flags
 
 from gan_jax import cli, evaluate, evaluator
 from gan_jax.errors import UserError
+from gan_jax.image_preprocessing import RESIZE_METHODS, ImageOptions
 from gan_jax.metrics import evaluation, extractors
 
 _DEFAULTS = evaluator.EvalConfig()
@@ -35,7 +36,15 @@ flags.DEFINE_string("dataset", None,
                     "Real data and classifier name (mnist, fashion_mnist); "
                     "default with --workdir: the run's.")
 flags.DEFINE_string("data_dir", None,
-                    "IDX folder of the real data; default: the run's, or TFDS.")
+                    "Image or IDX folder of the real data; default: the "
+                    "run's, or TFDS.")
+flags.DEFINE_integer("image_size", None, "Centre-crop and resize the real "
+                     "images to this size; default: the run's.")
+flags.DEFINE_string("background", _DEFAULTS.image.background,
+                    "Colour under transparent real images; default: the "
+                    "run's.")
+flags.DEFINE_enum("resize", _DEFAULTS.image.resize, list(RESIZE_METHODS),
+                  "Resize method of --image_size; default: the run's.")
 flags.DEFINE_string("tfds_data_dir", None,
                     "TFDS's data folder; default: the run's, or "
                     "~/tensorflow_datasets.")
@@ -74,7 +83,9 @@ def main(argv):
     sys.exit(f"error: --checkpoint={which!r} must be latest, best or a step.")
   config = evaluator.EvalConfig(
       dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
-      tfds_data_dir=FLAGS.tfds_data_dir, reference_split=FLAGS.reference_split, num_real=FLAGS.num_real,
+      tfds_data_dir=FLAGS.tfds_data_dir,
+      image=ImageOptions(FLAGS.image_size, FLAGS.background, FLAGS.resize),
+      reference_split=FLAGS.reference_split, num_real=FLAGS.num_real,
       num_samples=FLAGS.num_samples, extractor=FLAGS.extractor,
       inception_weights=FLAGS.inception_weights,
       metrics=tuple(FLAGS.metrics) if FLAGS.metrics else None,

@@ -26,6 +26,7 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from gan_jax.errors import ConfigError
+from gan_jax.image_preprocessing import RESIZE_METHODS, ImageOptions
 
 # Topics of the flags, in the order `--help` lists them.
 GROUPS = ("data", "model", "optimisation", "schedule", "bookkeeping",
@@ -187,13 +188,24 @@ class RunConfig(Config):
       "With --data_dir it still names the data: it picks the evaluation "
       "classifier.", group="data")
   data_dir: Optional[str] = setting(
-      None, "Folder of MNIST-format IDX files to use instead of downloading "
-      "--dataset with TFDS.", group="data")
+      None, "Folder of your own images (PNG/JPEG, one sub-folder per class) "
+      "or of MNIST-format IDX files, used instead of downloading --dataset "
+      "with TFDS.", group="data")
   tfds_data_dir: Optional[str] = setting(
       None, "Where TFDS keeps prepared datasets (default "
       "~/tensorflow_datasets). Offline, put files you downloaded in its "
       "downloads/manual/ folder.", group="data")
   split: str = setting("train", "Split to train on.", group="data")
+  image_size: Optional[int] = setting(
+      None, "Centre-crop and resize every image to this square size (default: "
+      "the native size; 64 for TFDS images of mixed or non-square size).",
+      group="data")
+  background: str = setting(
+      "white", "Colour that transparent images are composited on: white, "
+      "black, grey or #rrggbb.", group="data")
+  resize: str = setting(
+      "bicubic", "Antialiased resize method of --image_size.",
+      choices=tuple(RESIZE_METHODS), group="data")
 
   batch_size: int = setting(64, "Global batch size (all devices).",
                             group="schedule")
@@ -253,7 +265,12 @@ class RunConfig(Config):
                         f"{self.eval_num_samples!r}.")
     if self.data_dir is None and not self.dataset:
       raise ConfigError("Set --dataset (a TFDS name) or --data_dir.")
+    self.image_options().validate()
     return self
+
+  def image_options(self) -> ImageOptions:
+    """How every training and reference image is shaped."""
+    return ImageOptions(self.image_size, self.background, self.resize)
 
 
 def differences(current: Dict[str, Any], saved: Dict[str, Any],

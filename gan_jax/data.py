@@ -1,13 +1,21 @@
 """Datasets and the input pipeline.
 
-Two sources, one output: `Dataset(images uint8 [N, H, W, C], labels int32 [N])`
-held in host memory.
+Three sources, one output: `Dataset(images uint8 [N, H, W, C], labels int32
+[N])` held in host memory.
 
-* `load_tfds("mnist", "train")`: any TFDS image classification dataset with
-  `image` and `label` features (mnist, fashion_mnist, cifar10, ...).
+* `load_tfds("mnist", "train")`: any TFDS image dataset with an `image`
+  feature and, if labelled, a `label` (mnist, fashion_mnist, cifar10, celeb_a,
+  lsun/bedroom, ...).
 * `load_idx_dir("/usr/share/datasets/fashion-mnist", "train")`: a folder of
   MNIST-format IDX files (train-images-idx3-ubyte[.gz], t10k-... for "test"),
   which needs no network.
+* `image_folder.load_image_folder(root)`: your own PNG/JPEG files, one
+  sub-folder per class.
+
+`load(...)` picks the source, and `ImageOptions` (--image_size, --background,
+--resize) shapes every image the same way whatever its source: TFDS images
+that are not all square and of one size (faces, bedrooms) are centre-cropped
+and resized to DCGAN's 64 unless --image_size says otherwise.
 
 `batches(...)` turns a Dataset into an endless, deterministic stream of
 fixed-size batches of float32 images in [-1, 1], and `prefetch(...)` moves them
@@ -23,12 +31,14 @@ import queue
 import socket
 import textwrap
 import threading
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
-from gan_jax import data_identity, hashing
+from gan_jax import data_identity, hashing, image_folder
 from gan_jax.errors import DataError
+from gan_jax.image_preprocessing import (DCGAN_IMAGE_SIZE, ImageOptions,
+                                         resize_array)
 
 OFFLINE_HINT = (
     "Offline? Pass --data_dir=DIR, a folder of MNIST-format IDX files; for "
@@ -39,7 +49,8 @@ OFFLINE_HINT = (
 @dataclasses.dataclass(frozen=True)
 class Dataset:
   images: np.ndarray  # uint8 [N, H, W, C]
-  labels: np.ndarray  # int32 [N]
+  labels: np.ndarray  # int32 [N]; -1 where unlabelled
+  class_names: Tuple[str, ...] = ()  # An image folder's, in label order.
 
   @property
   def image_shape(self):
@@ -105,9 +116,10 @@ def _find_idx(data_dir: str, split: str, kind: str) -> str:
   where = (f"it holds {', '.join(present) or 'nothing'}" if present is not None
            else "that folder does not exist")
   raise DataError(
-      f"--data_dir={data_dir} has no {split} {kind} file (looked for "
-      f"{' or '.join(candidates)}; {where}). Use --split=test for a folder "
-      "holding only the test split.")
+      f"--data_dir={data_dir} holds no images (PNG, JPEG, ...: directly or in "
+      f"one sub-folder per class) and no {split} {kind} IDX file (looked for "
+      f"{' or '.join(candidates)}; {where}). Use --split=test for an IDX "
+      "folder holding only the test split.")
 
 
 def load_idx_dir(data_dir: str, split: str = "train") -> Dataset:
@@ -152,7 +164,8 @@ def _first_words(text: str, limit: int = 600) -> str:
 
 
 def load_tfds(name: str, split: str = "train",
-              tfds_data_dir: Optional[str] = None) -> Dataset:
+              tfds_data_dir: Optional[str] = None,
+              options: ImageOptions = ImageOptions()) -> Dataset:
   """Loads a TFDS image dataset whole into memory (downloading if needed).
 
   `tfds_data_dir` is where TFDS keeps prepared datasets (default
@@ -198,32 +211,80 @@ def load_tfds(name: str, split: str = "train",
   except Exception as e:  # pylint: disable=broad-except
     raise DataError(f"--split={split!r} of {name!r}: "
                     f"{_first_words(str(e))}") from e
-  images, labels = [], []
-  for chunk in tfds.as_numpy(examples.batch(4096)):
-    images.append(chunk["image"])
-    # Unlabelled datasets (binarized_mnist) get label -1.
-    labels.append(chunk.get("label", np.full(len(chunk["image"]), -1)))
-  images = np.concatenate(images)
+  stored_shape = tuple(builder.info.features["image"].shape)
+  options = _tfds_options(stored_shape, options)
+  _check_fits_in_memory(name, split, builder, stored_shape, options)
+  if options.size is None:  # Stored at the size wanted: batch for speed.
+    images, labels = [], []
+    for chunk in tfds.as_numpy(examples.batch(4096)):
+      images.append(chunk["image"])
+      # Unlabelled datasets (binarized_mnist, celeb_a) get label -1.
+      labels.append(chunk.get("label", np.full(len(chunk["image"]), -1)))
+    images, labels = np.concatenate(images), np.concatenate(labels)
+  else:  # One at a time: the images may differ in size.
+    images, labels = [], []
+    for example in tfds.as_numpy(examples):
+      images.append(resize_array(example["image"], options))
+      labels.append(example.get("label", -1))
+    images, labels = np.stack(images), np.asarray(labels)
   if name in BINARY_DATASETS:  # Pixels 0/1 -> 0/255, as every image here.
     images = (images > 0).astype(np.uint8) * 255
-  return Dataset(images.astype(np.uint8),
-                 np.concatenate(labels).astype(np.int32))
+  return Dataset(images.astype(np.uint8), labels.astype(np.int32))
+
+
+def _tfds_options(stored_shape, options: ImageOptions) -> ImageOptions:
+  """`options`, with DCGAN's size when the stored images are not all square
+  and of one size; size None when they are stored at the size asked for."""
+  height, width = stored_shape[:2]
+  if options.size is None and (height is None or height != width):
+    return dataclasses.replace(options, size=DCGAN_IMAGE_SIZE)
+  if options.size == height == width:
+    return dataclasses.replace(options, size=None)
+  return options
+
+
+def _check_fits_in_memory(name, split, builder, stored_shape,
+                          options: ImageOptions) -> None:
+  """DataError, before hours of decoding, if the split cannot be held."""
+  try:
+    count = builder.info.splits[split].num_examples
+  except Exception:  # pylint: disable=broad-except (unknown until prepared)
+    return
+  side = options.size
+  pixels = side * side if side else int(np.prod(stored_shape[:2]))
+  needed = count * pixels * stored_shape[-1]
+  memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+  if needed > memory // 2:
+    raise DataError(
+        f"--dataset={name} --split={split} is {count:,} images, "
+        f"{needed / 2**30:.1f} GiB as uint8, more than half of this "
+        f"machine's {memory / 2**30:.1f} GiB: train on a slice, e.g. "
+        f"--split='{split.split('[')[0]}[:{count * memory // 4 // needed}]'.")
 
 
 def load(dataset: str, split: str = "train", data_dir: Optional[str] = None,
-         tfds_data_dir: Optional[str] = None) -> Dataset:
-  """An IDX folder if `data_dir` is given, else the TFDS dataset `dataset`
-  (prepared in `tfds_data_dir`, default ~/tensorflow_datasets).
+         tfds_data_dir: Optional[str] = None, *,
+         image: ImageOptions = ImageOptions()) -> Dataset:
+  """`data_dir` if given (a folder of images, or of IDX files), else the
+  TFDS dataset `dataset` (prepared in `tfds_data_dir`, default
+  ~/tensorflow_datasets); every image shaped by `image`.
 
   `dataset` names the data in `data_dir` too: files recognised by content as
   another dataset (`data_identity.KNOWN_SPLITS`) are a DataError.
   """
-  if data_dir:
+  image.validate()
+  if not data_dir:
+    return load_tfds(dataset, split, tfds_data_dir, image)
+  if image_folder.has_images(data_dir):
+    loaded = Dataset(*image_folder.load_image_folder(data_dir, split, image))
+  else:
     loaded = load_idx_dir(data_dir, split)
-    data_identity.check_name(dataset, split,
-                             data_identity.identify(loaded.sha256), data_dir)
-    return loaded
-  return load_tfds(dataset, split, tfds_data_dir)
+  data_identity.check_name(dataset, split,
+                           data_identity.identify(loaded.sha256), data_dir)
+  if image.size not in (None,) + loaded.image_shape[:1]:  # IDX at a new size.
+    loaded = Dataset(np.stack([resize_array(x, image) for x in loaded.images]),
+                     loaded.labels)
+  return loaded
 
 
 # --- Batching ----------------------------------------------------------------

@@ -22,6 +22,7 @@ import numpy as np
 from gan_jax import runs
 from gan_jax.errors import ConfigError, DataError
 from gan_jax.evaluator import EvalConfig, Evaluator  # pylint: disable=unused-import
+from gan_jax.image_preprocessing import ImageOptions
 
 Records = List[Dict[str, Any]]
 
@@ -46,7 +47,9 @@ def evaluate_checkpoint(config: EvalConfig, workdir: str,
   config = dataclasses.replace(
       config, dataset=config.dataset or run.run.dataset,
       data_dir=config.data_dir or run.run.data_dir,
-      tfds_data_dir=config.tfds_data_dir or run.run.tfds_data_dir)
+      tfds_data_dir=config.tfds_data_dir or run.run.tfds_data_dir,
+      image=(config.image if config.image != ImageOptions()
+             else run.run.image_options()))
   records = Evaluator(config, run.family).generated(
       state, family=run.family.name, source=os.path.abspath(workdir),
       checkpoint=str(which), step=run.step,

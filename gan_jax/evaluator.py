@@ -27,6 +27,7 @@ import numpy as np
 from gan_jax import data, hashing, sampling
 from gan_jax.errors import ConfigError
 from gan_jax.family import Family
+from gan_jax.image_preprocessing import ImageOptions
 from gan_jax.metrics import evaluation, extractors
 
 Records = List[Dict[str, Any]]
@@ -43,6 +44,7 @@ class EvalConfig:
   dataset: Optional[str] = None  # Names the real data and its classifier.
   data_dir: Optional[str] = None  # IDX folder of that dataset (offline).
   tfds_data_dir: Optional[str] = None  # TFDS's folder; None: its default.
+  image: ImageOptions = ImageOptions()  # How each real image is shaped.
   reference_split: str = "test"
   num_real: Optional[int] = None  # First N images of the split; None: all.
   num_samples: int = 10_000  # Generated images per evaluation.
@@ -60,7 +62,8 @@ class EvalConfig:
     """The evaluation settings of a training run's RunConfig (--eval_*)."""
     return cls(**{**dict(
         dataset=run.dataset, data_dir=run.data_dir,
-        tfds_data_dir=run.tfds_data_dir, reference_split=run.eval_split, num_samples=run.eval_num_samples,
+        tfds_data_dir=run.tfds_data_dir, image=run.image_options(),
+        reference_split=run.eval_split, num_samples=run.eval_num_samples,
         extractor=run.eval_extractor,
         inception_weights=run.inception_weights), **changes})
 
@@ -120,22 +123,28 @@ class Evaluator:
       family.get("generate")
     self.real = evaluation.real_images(config.dataset, config.reference_split,
                                        config.data_dir, config.num_real,
-                                       config.tfds_data_dir)
+                                       config.tfds_data_dir, config.image)
     self.extractor = self.reference = None
     if self.sample_metrics:
       self.extractor = extractors.create(
           config.extractor, dataset=config.dataset, data_dir=config.data_dir,
           classifier_root=config.classifier_root,
           inception_weights=config.inception_weights,
-          tfds_data_dir=config.tfds_data_dir)
+          tfds_data_dir=config.tfds_data_dir, image=config.image)
+      if config.metrics is None and not self.extractor.num_classes:
+        # "Every metric" of an extractor without logits: those it can give.
+        self.sample_metrics = [m for m in self.sample_metrics
+                               if m not in evaluation.LOGIT_METRICS]
       self.reference = evaluation.real_reference(
           self.extractor, config.dataset, config.reference_split,
           config.data_dir, config.num_real, config.cache_dir, real=self.real)
 
   def sample_metrics_for(self, labels: Optional[np.ndarray]) -> List[str]:
     """The sample metrics to compute: by default, class_accuracy too when
-    the samples come with requested classes."""
-    if labels is None or self.config.metrics is not None:
+    the samples come with requested classes and the extractor is the
+    dataset's own classifier."""
+    if (labels is None or self.config.metrics is not None
+        or self.extractor.trained_on_sha256 is None):
       return self.sample_metrics
     return self.sample_metrics + list(evaluation.LABELLED_METRICS)
 
@@ -171,9 +180,12 @@ class Evaluator:
                    context: Dict[str, Any]) -> Records:
     images = self.real.images
     batch = DATA_METRIC_BATCH[metric]
+    # A conditional model's bound is of each image given its class.
+    labels = (self.real.labels if sampling.num_classes(self.family, state)
+              else None)
     if metric == "elbo":
       terms = _per_image(jax.jit(self.family.get("elbo")), state, images,
-                         self.config.seed, batch)
+                         self.config.seed, batch, labels)
       value = float(terms["elbo"].mean())
       result = {"value": value, "recon": float(terms["recon"].mean()),
                 "kl": float(terms["kl"].mean())}
@@ -181,8 +193,9 @@ class Evaluator:
       k = self.config.nll_samples
       log_likelihood = jax.jit(self.family.get("log_likelihood"),
                                static_argnums=3)
-      bounds = _per_image(lambda s, x, key: log_likelihood(s, x, key, k),
-                          state, images, self.config.seed, batch)
+      bounds = _per_image(
+          lambda s, x, key, **labels: log_likelihood(s, x, key, k, **labels),
+          state, images, self.config.seed, batch, labels)
       value = float(-bounds.mean())
       result = {"value": value, "std_error": float(
           bounds.std(ddof=1) / np.sqrt(len(bounds))) if len(bounds) > 1
@@ -201,17 +214,21 @@ class Evaluator:
         **context}]
 
 
-def _per_image(fn, state, images: np.ndarray, seed: int, batch: int):
-  """fn(state, images float [B, ...], key) over `images` in batches of
-  `batch` (the last padded), key fold_in(key(seed), batch index); the
-  per-image outputs concatenated (a dict of them, or one array)."""
+def _per_image(fn, state, images: np.ndarray, seed: int, batch: int,
+               labels: Optional[np.ndarray] = None):
+  """fn(state, images float [B, ...], key[, labels=int [B]]) over `images`
+  (and their `labels`, if given) in batches of `batch` (the last padded),
+  key fold_in(key(seed), batch index); the per-image outputs concatenated
+  (a dict of them, or one array)."""
+  pad = lambda x, n: np.concatenate([x, np.repeat(x[:1], n, axis=0)])
   outputs = []
   for i, start in enumerate(range(0, len(images), batch)):
     chunk = images[start:start + batch]
-    padded = np.concatenate([chunk, np.repeat(chunk[:1], batch - len(chunk),
-                                              axis=0)])
+    padded = pad(chunk, batch - len(chunk))
     key = jax.random.fold_in(jax.random.key(seed), i)
-    out = jax.device_get(fn(state, data.to_model_range(padded), key))
+    extra = ({} if labels is None else
+             {"labels": pad(labels[start:start + batch], batch - len(chunk))})
+    out = jax.device_get(fn(state, data.to_model_range(padded), key, **extra))
     outputs.append(jax.tree.map(lambda x, n=len(chunk): np.asarray(x)[:n],
                                 out))
   return jax.tree.map(lambda *xs: np.concatenate(xs), *outputs)

@@ -16,7 +16,7 @@ Named predict functions, all pure (images are float [N, H, W, C] in [-1, 1]):
 
 | name           | signature                                   | used by            |
 | -------------- | ------------------------------------------- | ------------------ |
-| preview        | (state, key, images) -> {name: images}      | the loop's grids   |
+| preview        | (state, key, images[, labels]) -> {name: images} | grids    |
 | generate       | (state, key, n) -> images [n, H, W, C]      | sampling, FD       |
 | latents        | (state, key, n) -> z [n, latent_dim]        | interpolation      |
 | decode         | (state, z) -> images                        | interpolation      |
@@ -27,7 +27,9 @@ Named predict functions, all pure (images are float [N, H, W, C] in [-1, 1]):
 | classes        | (state) -> int (0: unconditional)           | --label, accuracy  |
 
 A conditional family's `generate` and `decode` also take `labels` int32 [N]
-as their last argument (default: every class in turn).
+as their last argument (default: every class in turn); its `preview` gets
+the images' labels, and `encode`, `reconstruct`, `elbo` and `log_likelihood`
+take them as the keyword `labels`.
 
 `preview` values are [N, H, W, C] (tiled in a square) or [R, C, H, W, Ch]
 (tiled as given). `describe_data(state, images uint8) -> dict` (host side)
@@ -49,6 +51,21 @@ Metrics = Dict[str, Array]
 PREDICT_NAMES = ("preview", "generate", "latents", "decode", "encode",
                  "reconstruct", "elbo", "log_likelihood", "describe_data",
                  "classes")
+
+
+def class_rows(generate: Callable[[int, Optional[Array]], Array], num: int,
+               num_classes: int) -> Array:
+  """A preview grid of about `num` samples: generate(n, None) [n, H, W, C]
+  if unconditional, else one row per class, generate(n, labels) reshaped
+  to [classes, columns, H, W, C]."""
+  if not num_classes:
+    return generate(num, None)
+  rows = min(num_classes, num)
+  columns = max(1, num // rows)
+  labels = jax.numpy.repeat(jax.numpy.arange(rows, dtype=jax.numpy.int32),
+                            columns)
+  samples = generate(rows * columns, labels)
+  return samples.reshape((rows, columns) + samples.shape[1:])
 
 
 @dataclasses.dataclass(frozen=True)

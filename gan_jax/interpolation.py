@@ -54,17 +54,26 @@ MODES: Dict[str, Callable[[Array, Array, Array], Array]] = {
 
 
 def interpolate(family: Family, state: Any, start: Array, end: Array,
-                steps: int, mode: str = "slerp") -> Array:
+                steps: int, mode: str = "slerp",
+                labels: Optional[Array] = None) -> Array:
   """Images along the path from each row of `start` to the same row of `end`
-  ([R, latent_dim] each): [R, steps, H, W, C] in [-1, 1]."""
+  ([R, latent_dim] each): [R, steps, H, W, C] in [-1, 1]. A conditional
+  family draws every image of row r as class labels[r] (default: r mod the
+  number of classes), so only z moves along a row."""
   if mode not in MODES:
     raise ConfigError(f"--mode={mode!r} is not one of {', '.join(MODES)}.")
   if steps < 2:
     raise ConfigError(f"--steps={steps} must be at least 2 (the endpoints).")
   path = MODES[mode](start, end, jnp.linspace(0.0, 1.0, steps))
   rows = path.shape[0]
+  classes = sampling.num_classes(family, state)
+  row_labels = ()
+  if classes:
+    if labels is None:
+      labels = jnp.arange(rows, dtype=jnp.int32) % classes
+    row_labels = (jnp.repeat(jnp.asarray(labels, jnp.int32), steps),)
   images = jax.jit(family.get("decode"))(
-      state, path.reshape((rows * steps,) + path.shape[2:]))
+      state, path.reshape((rows * steps,) + path.shape[2:]), *row_labels)
   return images.reshape((rows, steps) + images.shape[1:])
 
 
@@ -96,16 +105,21 @@ def interpolation_grid(workdir: str, output: str, *, mode: str = "slerp",
   elif between == "images":
     run.family.get("encode")
     real = data.load(run.run.dataset, split, data_dir or run.run.data_dir,
-                     run.run.tfds_data_dir)
+                     run.run.tfds_data_dir, image=run.run.image_options())
     if len(real) < 2 * rows:
       raise ConfigError(f"--rows={rows} needs {2 * rows} images; the {split} "
                         f"split has {len(real)}.")
     chosen = np.random.default_rng(seed).choice(len(real), 2 * rows,
                                                 replace=False)
     pictures = data.to_model_range(real.images[chosen])
-    z = jax.jit(run.family.get("encode"))(run.state, pictures)
+    # A conditional VAE encodes each image with its class, and each row
+    # keeps the class of the image it starts from.
+    labels = (real.labels[chosen]
+              if sampling.num_classes(run.family, run.state) else None)
+    encoded = {} if labels is None else {"labels": labels}
+    z = jax.jit(run.family.get("encode"))(run.state, pictures, **encoded)
     images = interpolate(run.family, run.state, z[:rows], z[rows:], steps,
-                         mode)
+                         mode, None if labels is None else labels[:rows])
     images = jnp.concatenate([pictures[:rows, None], images,
                               pictures[rows:, None]], axis=1)
   else:

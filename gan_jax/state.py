@@ -8,7 +8,7 @@ run restored from a checkpoint replays exactly what an uninterrupted run does.
 """
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Tuple, Union
 
 import flax.linen as nn
 import jax
@@ -45,6 +45,13 @@ class Game:
   ema_rampup: float = 0.0
   # > 0: class-conditional networks; steps and sampling take labels [B].
   num_classes: int = 0
+  # Transforms every image D sees, real or fake (DiffAugment): a policy of
+  # gan_jax.augmentations ("color,translation,cutout") or your own
+  # (key, images) -> images; "": none.
+  augment: Union[str, Callable[[jax.Array, jax.Array], jax.Array]] = ""
+  # ACGAN (Odena et al. 2017): the weight of the cross-entropy of D's
+  # auxiliary classifier in both players' losses; 0: no auxiliary loss.
+  class_loss_weight: float = 0.0
 
 
 class PlayerState(train_state.TrainState):
@@ -91,11 +98,15 @@ def make_game(config: "GANConfig", image_shape: Tuple[int, int, int],
   discriminator = config.discriminator or discriminator
   if config.spectral_norm:
     discriminator = models.with_spectral_norm(discriminator)
+  acgan = bool(num_classes) and config.class_head == "acgan"
+  if acgan:
+    discriminator = models.with_class_head(discriminator, "acgan")
   return Game(config.generator or generator, discriminator, loss=config.loss,
               latent_dim=config.latent_dim, d_steps=config.d_steps,
               ema_decay=config.g_ema_decay, ema_rampup=config.g_ema_rampup,
               d_regularizers=config.all_d_regularizers(),
-              num_classes=num_classes)
+              num_classes=num_classes, augment=config.diffaugment,
+              class_loss_weight=config.acgan_weight if acgan else 0.0)
 
 
 def make_optimizer(config: "GANConfig", regularizers_of_player=(),

@@ -33,9 +33,13 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
-from gan_jax import losses
+from gan_jax import augmentations, losses
 from gan_jax.family import step_key
+from gan_jax.models.conditioning import CLASS_LOGITS
 from gan_jax.state import Game, GANState, PlayerState
+
+# fold_in index of the augmentation's key within a D pass's key.
+AUGMENT_STREAM = 7919
 
 Array = jax.Array
 Metrics = Dict[str, Array]
@@ -95,11 +99,30 @@ def _generate_with_vjp(g_state: PlayerState, z: Array,
 
 def _discriminate(game: Game, variables, images: Array, key: Array,
                   labels: Array | None = None):
-  """Train-mode D(images); returns (logits [B] float32, new batch_stats)."""
+  """Train-mode D(augment(images)); returns (logits [B] float32, new
+  batch_stats, class logits [B, K] of an ACGAN head or None). The
+  augmentation (if any) draws from its own stream of `key`, so D's dropout
+  is the same with and without it."""
+  if game.augment:
+    images = augmentations.resolve(game.augment)(
+        jax.random.fold_in(key, AUGMENT_STREAM), images)
   logits, updates = game.discriminator.apply(
-      variables, images, train=True, mutable=["batch_stats"],
+      variables, images, train=True, mutable=["batch_stats", "intermediates"],
       rngs={"dropout": key}, **labels_kwarg(labels))
-  return logits, updates.get("batch_stats", {})
+  class_logits = updates.get("intermediates", {}).get(CLASS_LOGITS)
+  return (logits, updates.get("batch_stats", {}),
+          None if class_logits is None else class_logits[-1])
+
+
+def class_loss(game: Game, class_logits: Array | None,
+               labels: Array | None) -> Array:
+  """ACGAN's auxiliary loss: game.class_loss_weight x mean cross-entropy of
+  D's class logits [B, K] for `labels` [B] (float32; 0 without a head)."""
+  if not game.class_loss_weight or class_logits is None:
+    return jnp.zeros((), jnp.float32)
+  return game.class_loss_weight * jnp.mean(
+      optax.softmax_cross_entropy_with_integer_labels(
+          class_logits.astype(jnp.float32), labels))
 
 
 def _penalty(regularizer, d_state: PlayerState, params, real_images: Array,
@@ -164,30 +187,37 @@ def _update_discriminator(d_state: PlayerState, real_images: Array,
   def loss_fn(params):
     # Separate real and fake batches, so BatchNorm never mixes them (DCGAN);
     # both passes update the running statistics, as in PyTorch.
-    real_logits, batch_stats = _discriminate(
+    real_logits, batch_stats, real_classes = _discriminate(
         game, {"params": params, "batch_stats": d_state.batch_stats},
         real_images, real_key, labels)
-    fake_logits, batch_stats = _discriminate(
+    fake_logits, batch_stats, fake_classes = _discriminate(
         game, {"params": params, "batch_stats": batch_stats},
         fake_images, fake_key, labels)
     loss = gan_loss.d_loss(real_logits, fake_logits)
-    penalties = {}
+    # ACGAN: D classifies real and generated images alike (Odena et al.).
+    terms = {}
+    if game.class_loss_weight:
+      terms["d_class_loss"] = (class_loss(game, real_classes, labels)
+                                   + class_loss(game, fake_classes, labels))
+      terms["d_class_acc_real"] = jnp.mean(
+          (jnp.argmax(real_classes, -1) == labels).astype(jnp.float32))
+      loss = loss + terms["d_class_loss"]
     for i, regularizer in enumerate(eager):
-      penalties[regularizer.name] = _penalty(
+      terms[regularizer.name] = _penalty(
           regularizer, d_state, params, real_images, fake_images,
           jax.random.fold_in(key, 1000 + i), labels)
-      loss = loss + regularizer.weight * penalties[regularizer.name]
-    return loss, (real_logits, fake_logits, batch_stats, penalties)
+      loss = loss + regularizer.weight * terms[regularizer.name]
+    return loss, (real_logits, fake_logits, batch_stats, terms)
 
-  (loss, (real_logits, fake_logits, batch_stats, penalties)), grads = (
+  (loss, (real_logits, fake_logits, batch_stats, terms)), grads = (
       jax.value_and_grad(loss_fn, has_aux=True)(d_state.params))
   new_state = d_state.apply_gradients(grads=grads, batch_stats=batch_stats)
   if len(eager) < len(game.d_regularizers):
-    new_state, lazy_penalties = _lazy_regularization(
+    new_state, lazy_terms = _lazy_regularization(
         new_state, d_state.step, real_images, fake_images,
         jax.random.fold_in(key, 2000), labels)
-    penalties.update(lazy_penalties)
-  metrics = {**penalties,
+    terms.update(lazy_terms)
+  metrics = {**terms,
       "d_loss": loss,
       "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
       "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
@@ -223,16 +253,25 @@ def _update_generator(g_state: PlayerState, d_variables, fake_images: Array,
     g_loss = gan_loss.g_loss
 
   def loss_of_images(images):
-    return g_loss(_discriminate(game, d_variables, images, key, labels)[0])
+    logits, _, class_logits = _discriminate(game, d_variables, images, key,
+                                            labels)
+    adversarial = g_loss(logits)
+    # ACGAN: G also makes D classify its images as the classes asked for.
+    classes = class_loss(game, class_logits, labels)
+    return adversarial + classes, (adversarial, classes)
 
-  loss, image_grads = jax.value_and_grad(loss_of_images)(fake_images)
+  (_, (loss, classes)), image_grads = jax.value_and_grad(
+      loss_of_images, has_aux=True)(fake_images)
   (grads,) = pullback(image_grads.astype(fake_images.dtype))
   new_state = g_state.apply_gradients(grads=grads, batch_stats=g_batch_stats)
   if game.ema_decay:
     decay = ema_decay_at(game, new_state.step)
     new_state = new_state.replace(ema_params=optax.incremental_update(
         new_state.params, g_state.ema_params, step_size=1.0 - decay))
-  return new_state, {"g_loss": loss, "g_grad_norm": global_norm(grads)}
+  metrics = {"g_loss": loss, "g_grad_norm": global_norm(grads)}
+  if game.class_loss_weight:
+    metrics["g_class_loss"] = classes
+  return new_state, metrics
 
 
 def ema_decay_at(game: Game, num_updates: Array) -> Array:

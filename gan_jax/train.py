@@ -244,10 +244,14 @@ def _train(family: Family, model: Any, run: RunConfig, workdir: str,
   _prepare_workdir(workdir)
   if jax.process_index() == 0:  # The processes of one run share the workdir.
     lock.acquire()
-  dataset = data.load(run.dataset, run.split, run.data_dir, run.tfds_data_dir)
+  dataset = data.load(run.dataset, run.split, run.data_dir, run.tfds_data_dir,
+                      image=run.image_options())
   data_spec = DataSpec.of(dataset.images, dataset.labels)
   logging.info("Data: %d images of shape %s from %s.", len(dataset),
                data_spec.image_shape, run.data_dir or f"TFDS {run.dataset}")
+  if dataset.class_names:  # What --label=N will mean.
+    logging.info("Classes: %s.", ", ".join(
+        f"{i} {name}" for i, name in enumerate(dataset.class_names)))
   record = run_record(family, model, run, data_spec,
                       dataset.sha256)
 
@@ -297,6 +301,10 @@ def _train(family: Family, model: Any, run: RunConfig, workdir: str,
   preview_images = jax.device_put(
       data.to_model_range(dataset.images[:run.num_grid_samples]),
       state_sharding)
+  # A conditional family's preview also gets the images' classes.
+  preview_labels = (
+      (jax.device_put(dataset.labels[:run.num_grid_samples], state_sharding),)
+      if sampling.num_classes(family, state) else ())
 
   def batches_from(step):
     return data.prefetch(
@@ -363,7 +371,8 @@ def _train(family: Family, model: Any, run: RunConfig, workdir: str,
                      _format_eta((run.num_steps - done)
                                  / summary["steps_per_sec"]))
       if done % run.sample_every == 0 or is_last:
-        previews = preview(state, preview_key, preview_images)
+        previews = preview(state, preview_key, preview_images,
+                           *preview_labels)
         if is_chief:
           _write_previews(writer, workdir, done, previews)
       if evaluation_hook and (done % run.eval_every == 0 or is_last):

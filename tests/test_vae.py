@@ -225,3 +225,29 @@ def test_evaluation_records_of_elbo_and_nll(idx_dir):
         jax.random.fold_in(jax.random.key(0), i), 16)[:24])
   np.testing.assert_allclose(nll["value"], -float(np.mean(direct)), rtol=1e-5)
   assert nll["value"] < -elbo["value"] + 1.0  # IWAE-16 >= ELBO, roughly.
+
+
+def test_a_conditional_vae_bounds_each_image_given_its_class():
+  config = vae.VAEConfig(arch="mlp_tiny", latent_dim=4, conditional=True)
+  state = vae.FAMILY.init(config.validate(), DataSpec((28, 28, 1), 3),
+                          jax.random.key(0))
+  assert vae.FAMILY.get("classes")(state) == 3
+  images = jnp.asarray(make_digits(6)[0][..., None] / 127.5 - 1.0,
+                       jnp.float32)
+  labels = jnp.array([0, 1, 2, 0, 1, 2], jnp.int32)
+  key = jax.random.key(1)
+  bound = vae.elbo(state, images, key, labels=labels)["elbo"]
+  other = vae.elbo(state, images, key, labels=(labels + 1) % 3)["elbo"]
+  assert bound.shape == (6,) and not np.allclose(bound, other)
+  # The encoder sees the label (one-hot planes), the decoder too.
+  z = vae.encode(state, images, labels=labels)
+  assert not np.allclose(z, vae.encode(state, images, labels=labels[::-1]))
+  assert not np.allclose(vae.decode(state, z, labels),
+                         vae.decode(state, z, labels[::-1]))
+  new, metrics = jax.jit(vae.train_step)(state, {"image": images,
+                                                 "label": labels})
+  assert int(new.step) == 1 and np.isfinite(float(metrics["loss"]))
+  grid = jax.jit(vae.preview)(new, key, images, labels)
+  assert grid["samples"].shape == (3, 2, 28, 28, 1)  # One row per class.
+  with pytest.raises(Exception, match="add --conditional"):
+    vae.VAEConfig(num_classes=3).validate()

@@ -23,10 +23,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax import losses, models, regularizers, steps
+from gan_jax import augmentations, losses, models, regularizers, steps
 from gan_jax.config import MAX_LATENT_DIM, Config, setting
 from gan_jax.errors import ConfigError
-from gan_jax.family import DataSpec, Family, Preset
+from gan_jax.family import DataSpec, Family, Preset, class_rows
+from gan_jax.models.conditioning import CLASS_HEADS
 from gan_jax.regularizers import Regularizer
 from gan_jax.state import GANState, PlayerState, create_state
 
@@ -64,6 +65,18 @@ class GANConfig(Config):
   num_classes: int = setting(
       0, "Classes of a --conditional model (0: those of the training "
       "data's labels).", group="model")
+  class_head: str = setting(
+      "projection", "How a --conditional D uses labels: a projection "
+      "(Miyato & Koyama 2018), or acgan: an unconditional logit plus an "
+      "auxiliary classifier (Odena et al. 2017).",
+      choices=CLASS_HEADS, group="model")
+  acgan_weight: float = setting(
+      1.0, "Weight of the auxiliary classifier's cross-entropy in both "
+      "players' losses (--class_head=acgan).", group="model")
+  diffaugment: str = setting(
+      "", "DiffAugment (Zhao et al. 2020) for small datasets: transforms of "
+      "every image D sees, real and fake, e.g. color,translation,cutout; "
+      "empty: none.", group="model")
   spectral_norm: bool = setting(
       False, "Spectral normalisation of D's weights (Miyato et al. 2018); "
       "the DCGAN D then drops its BatchNorm.", group="model")
@@ -132,7 +145,10 @@ class GANConfig(Config):
         name for name in ("g_b1", "d_b1", "g_b2", "d_b2")
         if getattr(self, name) is not None])
     self.non_negative("lr_decay_steps", "g_ema_rampup", "penalty_weight",
-                      "num_classes")
+                      "num_classes", "acgan_weight")
+    if self.class_head != "projection" and not self.conditional:
+      raise ConfigError(f"--class_head={self.class_head} is the head of a "
+                        "conditional D: add --conditional.")
     if self.num_classes and not self.conditional:
       raise ConfigError("--num_classes sets the classes of a conditional "
                         "model: add --conditional.")
@@ -140,6 +156,10 @@ class GANConfig(Config):
       raise ConfigError("--g_ema_rampup ramps an EMA up: set --g_ema_decay "
                         "too (e.g. 0.995).")
     self.check_choices()
+    try:
+      augmentations.resolve(self.diffaugment)
+    except ValueError as e:
+      raise ConfigError(f"--diffaugment={self.diffaugment!r}: {e}") from e
     if not isinstance(self.loss, (str, losses.GANLoss)):
       raise ConfigError("loss must name one of gan_jax.losses.LOSSES or be a "
                         f"losses.GANLoss, got {type(self.loss).__name__}.")
@@ -260,17 +280,15 @@ def generate(state: GANState, key: Array, num: int,
   return decode(state, latents(state, key, num), labels)
 
 
-def preview(state: GANState, key: Array, images: Array) -> Mapping[str, Array]:
+def preview(state: GANState, key: Array, images: Array,
+            labels: Optional[Array] = None) -> Mapping[str, Array]:
   """Samples for the grid from latents of `key`: as many as `images`, or for
-  a conditional G one row per class ([classes, columns, H, W, C])."""
-  num, classes = images.shape[0], state.game.num_classes
-  if not classes:
-    return {"samples": generate(state, key, num)}
-  rows = min(classes, num)
-  columns = max(1, num // rows)
-  labels = jnp.repeat(jnp.arange(rows, dtype=jnp.int32), columns)
-  samples = generate(state, key, rows * columns, labels)
-  return {"samples": samples.reshape((rows, columns) + samples.shape[1:])}
+  a conditional G one row per class ([classes, columns, H, W, C]). The
+  images' `labels` are not needed."""
+  del labels
+  return {"samples": class_rows(
+      lambda n, classes: generate(state, key, n, classes),
+      images.shape[0], state.game.num_classes)}
 
 
 def describe_metrics(m: Mapping[str, float]) -> str:

@@ -36,7 +36,7 @@ from flax import struct
 from gan_jax import likelihoods, models
 from gan_jax.config import MAX_LATENT_DIM, Config, setting
 from gan_jax.errors import ConfigError
-from gan_jax.family import DataSpec, Family, Preset, step_key
+from gan_jax.family import DataSpec, Family, Preset, class_rows, step_key
 
 Array = jax.Array
 LOG_2PI = float(np.log(2.0 * np.pi))
@@ -63,6 +63,13 @@ class VAEConfig(Config):
   train_samples: int = setting(
       1, "Samples of z per image in training: 1 is the ELBO, k > 1 the IWAE "
       "bound.", group="optimisation")
+  conditional: bool = setting(
+      False, "A conditional VAE (Sohn et al. 2015): the encoder sees the "
+      "label as one-hot planes, the decoder a class embedding beside z.",
+      group="model")
+  num_classes: int = setting(
+      0, "Classes of a --conditional model (0: those of the training "
+      "data's labels).", group="model")
   lr: float = setting(1e-3, "Adam learning rate.", group="optimisation")
   b1: float = setting(0.9, "Adam beta1.", group="optimisation")
   b2: float = setting(0.999, "Adam beta2.", group="optimisation")
@@ -81,7 +88,10 @@ class VAEConfig(Config):
     self.at_most(MAX_LATENT_DIM, "latent_dim")
     self.in_unit_interval("b1", "b2")
     self.check_choices()
-    self.non_negative("kl_warmup_steps", "lr_decay_steps")
+    self.non_negative("kl_warmup_steps", "lr_decay_steps", "num_classes")
+    if self.num_classes and not self.conditional:
+      raise ConfigError("--num_classes sets the classes of a conditional "
+                        "model: add --conditional.")
     if self.train_samples > 1 and self.beta != 1.0:
       raise ConfigError("--train_samples > 1 trains the IWAE bound, which has "
                         "no KL weight: leave --beta at 1.")
@@ -99,6 +109,7 @@ class VAESpec:
   kl_warmup_steps: int
   train_samples: int
   optimizer: optax.GradientTransformation
+  num_classes: int = 0  # > 0: a CVAE; its networks take labels [B].
 
 
 @struct.dataclass
@@ -126,32 +137,66 @@ def init(config: VAEConfig, data_spec: DataSpec, key: Array) -> VAEState:
       out_channels=shape[-1] * likelihood.num_params,
       dtype=jnp.dtype(config.dtype), param_dtype=jnp.float32)
   encoder, decoder = config.encoder or encoder, config.decoder or decoder
+  num_classes = conditional_classes(config, data_spec)
+  labels = {}
+  if num_classes:
+    encoder = models.LabelledEncoder(encoder, num_classes)
+    decoder = models.LabelledDecoder(decoder, num_classes)
+    labels = {"labels": jnp.zeros((1,), jnp.int32)}
   enc_key, dec_key, run_key = jax.random.split(key, 3)
   params = {
-      "encoder": encoder.init(enc_key, jnp.zeros((1,) + shape))["params"],
-      "decoder": decoder.init(dec_key,
-                              jnp.zeros((1, config.latent_dim)))["params"],
+      "encoder": encoder.init(enc_key, jnp.zeros((1,) + shape),
+                              **labels)["params"],
+      "decoder": decoder.init(dec_key, jnp.zeros((1, config.latent_dim)),
+                              **labels)["params"],
   }
   optimizer = make_optimizer(config)
   spec = VAESpec(encoder, decoder, likelihood, config.latent_dim,
                  config.beta, config.kl_warmup_steps, config.train_samples,
-                 optimizer)
+                 optimizer, num_classes)
   return VAEState(step=jnp.zeros((), jnp.int32), params=params,
                   opt_state=optimizer.init(params),
                   rng=jax.random.key_data(run_key), spec=spec)
 
 
+def conditional_classes(config: VAEConfig, data_spec: DataSpec) -> int:
+  """The classes of a --conditional VAE (0 if not): --num_classes or the
+  data's. ConfigError if the data has no labels."""
+  if not config.conditional:
+    return 0
+  classes = config.num_classes or data_spec.num_classes
+  if not classes or data_spec.num_classes > classes:
+    raise ConfigError(
+        f"--conditional needs labelled data with at most --num_classes "
+        f"classes; this data has {data_spec.num_classes or 'no'} labels.")
+  return classes
+
+
 # --- The model's pieces ------------------------------------------------------
 
 
-def encode_distribution(spec: VAESpec, params, inputs: Array):
-  """q(z | x): (mean, log_var), float32 [B, latent_dim]."""
-  return spec.encoder.apply({"params": params["encoder"]}, inputs)
+def _labels(spec: VAESpec, labels: Optional[Array], batch: int):
+  """The networks' labels keyword: none for a VAE; for a CVAE `labels`
+  [B] (every class in turn where none are given)."""
+  if not spec.num_classes:
+    return {}
+  if labels is None:
+    labels = jnp.arange(batch, dtype=jnp.int32) % spec.num_classes
+  return {"labels": labels}
 
 
-def decoder_outputs(spec: VAESpec, params, z: Array) -> Array:
-  """Parameters of p(x | z), float32 [B, H, W, C * num_params]."""
-  return spec.decoder.apply({"params": params["decoder"]}, z)
+def encode_distribution(spec: VAESpec, params, inputs: Array,
+                        labels: Optional[Array] = None):
+  """q(z | x[, y]): (mean, log_var), float32 [B, latent_dim]."""
+  return spec.encoder.apply({"params": params["encoder"]}, inputs,
+                            **_labels(spec, labels, inputs.shape[0]))
+
+
+def decoder_outputs(spec: VAESpec, params, z: Array,
+                    labels: Optional[Array] = None) -> Array:
+  """Parameters of p(x | z[, y]), float32 [B, H, W, C * num_params]."""
+  return spec.decoder.apply({"params": params["decoder"]}, z,
+                            **_labels(spec, labels, z.shape[0]))
 
 
 def gaussian_kl(mean: Array, log_var: Array) -> Array:
@@ -165,7 +210,8 @@ def _diag_normal_log_pdf(z: Array, mean: Array, log_var: Array) -> Array:
 
 
 def importance_log_weights(spec: VAESpec, params, targets: Array,
-                           mean: Array, log_var: Array, eps: Array) -> Array:
+                           mean: Array, log_var: Array, eps: Array,
+                           labels: Optional[Array] = None) -> Array:
   """log p(x, z) - log q(z | x) at z = mean + std * eps: [k, B].
 
   `eps` is [k, B, latent_dim]; the k samples of all B images run through the
@@ -173,7 +219,9 @@ def importance_log_weights(spec: VAESpec, params, targets: Array,
   """
   k, b, latent_dim = eps.shape
   z = mean + jnp.exp(0.5 * log_var) * eps
-  outputs = decoder_outputs(spec, params, z.reshape(k * b, latent_dim))
+  tiled_labels = None if labels is None else jnp.tile(labels, k)
+  outputs = decoder_outputs(spec, params, z.reshape(k * b, latent_dim),
+                            tiled_labels)
   tiled = jnp.broadcast_to(targets, (k,) + targets.shape).reshape(
       (k * b,) + targets.shape[1:])
   log_px_z = spec.likelihood.log_prob(outputs, tiled).reshape(k, b)
@@ -182,7 +230,8 @@ def importance_log_weights(spec: VAESpec, params, targets: Array,
 
 
 def iwae_bound(spec: VAESpec, params, targets: Array, key: Array,
-               num_samples: int, max_decoder_batch: int = 8192) -> Array:
+               num_samples: int, max_decoder_batch: int = 8192,
+               labels: Optional[Array] = None) -> Array:
   """log (1/k) sum_i w_i, w_i = p(x, z_i) / q(z_i | x): float32 [B].
 
   Sample i's noise comes from fold_in(key, i), so the result does not
@@ -190,8 +239,8 @@ def iwae_bound(spec: VAESpec, params, targets: Array, key: Array,
   decoder inputs at a time, scanned).
   """
   b = targets.shape[0]
-  mean, log_var = encode_distribution(spec, params,
-                                      spec.likelihood.encoder_input(targets))
+  mean, log_var = encode_distribution(
+      spec, params, spec.likelihood.encoder_input(targets), labels)
   chunk = max(c for c in range(1, num_samples + 1)
               if num_samples % c == 0 and c * b <= max(max_decoder_batch, b))
   keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(
@@ -200,21 +249,24 @@ def iwae_bound(spec: VAESpec, params, targets: Array, key: Array,
   def body(total, chunk_keys):
     eps = jax.vmap(lambda k: jax.random.normal(k, (b, spec.latent_dim)))(
         chunk_keys)
-    log_w = importance_log_weights(spec, params, targets, mean, log_var, eps)
+    log_w = importance_log_weights(spec, params, targets, mean, log_var, eps,
+                                   labels)
     return jnp.logaddexp(total, jax.nn.logsumexp(log_w, axis=0)), None
 
   total, _ = jax.lax.scan(body, jnp.full((b,), -jnp.inf, jnp.float32), keys)
   return total - np.log(num_samples)
 
 
-def elbo_terms(spec: VAESpec, params, targets: Array, key: Array
-               ) -> Dict[str, Array]:
+def elbo_terms(spec: VAESpec, params, targets: Array, key: Array,
+               labels: Optional[Array] = None) -> Dict[str, Array]:
   """Per image: recon = -log p(x | z) at one z ~ q, kl (closed form), and
-  elbo = -(recon + kl). Each float32 [B], nats."""
-  mean, log_var = encode_distribution(spec, params,
-                                      spec.likelihood.encoder_input(targets))
+  elbo = -(recon + kl). Each float32 [B], nats. A CVAE's are of x given
+  its `labels` [B]."""
+  mean, log_var = encode_distribution(
+      spec, params, spec.likelihood.encoder_input(targets), labels)
   z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(key, mean.shape)
-  recon = -spec.likelihood.log_prob(decoder_outputs(spec, params, z), targets)
+  recon = -spec.likelihood.log_prob(decoder_outputs(spec, params, z, labels),
+                                    targets)
   kl = gaussian_kl(mean, log_var)
   return {"elbo": -(recon + kl), "recon": recon, "kl": kl}
 
@@ -237,7 +289,8 @@ def train_step(state: VAEState, batch: Dict[str, Array]
 
   Args:
     state: the VAE's state.
-    batch: {"image": float [B, H, W, C] in [-1, 1]}; other keys are ignored.
+    batch: {"image": float [B, H, W, C] in [-1, 1], "label": int [B]}; the
+      labels are used by a CVAE only.
 
   Returns:
     (new state, metrics; see the module docstring).
@@ -246,15 +299,17 @@ def train_step(state: VAEState, batch: Dict[str, Array]
   data_key, sample_key = jax.random.split(step_key(state.rng, state.step))
   targets = spec.likelihood.targets(batch["image"], data_key)
   beta = kl_weight(spec, state.step)
+  labels = batch["label"] if spec.num_classes else None
 
   def loss_fn(params):
-    terms = elbo_terms(spec, params, targets, sample_key)
+    terms = elbo_terms(spec, params, targets, sample_key, labels)
     metrics = {name: jnp.mean(value) for name, value in terms.items()}
     if spec.train_samples == 1:
       loss = metrics["recon"] + beta * metrics["kl"]
     else:
       bound = iwae_bound(spec, params, targets,
-                         jax.random.fold_in(sample_key, 1), spec.train_samples)
+                         jax.random.fold_in(sample_key, 1), spec.train_samples,
+                         labels=labels)
       metrics["iwae"] = jnp.mean(bound)
       loss = -metrics["iwae"]
     return loss, metrics
@@ -278,63 +333,78 @@ def latents(state: VAEState, key: Array, num: int) -> Array:
   return jax.random.normal(key, (num, state.spec.latent_dim), jnp.float32)
 
 
-def decode(state: VAEState, z: Array) -> Array:
-  """The mean image of p(x | z): [B, H, W, C] in [-1, 1]."""
+def decode(state: VAEState, z: Array, labels: Optional[Array] = None
+           ) -> Array:
+  """The mean image of p(x | z): [B, H, W, C] in [-1, 1]; a CVAE draws
+  `labels` [B] (default: every class in turn)."""
   spec = state.spec
-  return spec.likelihood.mean(decoder_outputs(spec, state.params, z))
+  return spec.likelihood.mean(decoder_outputs(spec, state.params, z, labels))
 
 
-def generate(state: VAEState, key: Array, num: int) -> Array:
-  return decode(state, latents(state, key, num))
+def generate(state: VAEState, key: Array, num: int,
+             labels: Optional[Array] = None) -> Array:
+  return decode(state, latents(state, key, num), labels)
 
 
-def encode(state: VAEState, images: Array) -> Array:
+def encode(state: VAEState, images: Array, *,
+           labels: Optional[Array] = None) -> Array:
   """The posterior mean of z for images [B, H, W, C] (binarised at 1/2 for a
-  Bernoulli likelihood): [B, latent_dim]."""
+  Bernoulli likelihood) of classes `labels` [B] if a CVAE: [B, latent_dim]."""
   spec = state.spec
   targets = spec.likelihood.fixed_targets(images)
   return encode_distribution(spec, state.params,
-                             spec.likelihood.encoder_input(targets))[0]
+                             spec.likelihood.encoder_input(targets),
+                             labels)[0]
 
 
-def reconstruct(state: VAEState, images: Array) -> Array:
+def reconstruct(state: VAEState, images: Array, *,
+                labels: Optional[Array] = None) -> Array:
   """decode(encode(images)): the mean image at the posterior mean."""
-  return decode(state, encode(state, images))
+  return decode(state, encode(state, images, labels=labels), labels)
 
 
-def preview(state: VAEState, key: Array, images: Array
-            ) -> Mapping[str, Array]:
-  """Samples, and rows of (input | reconstruction) pairs [R, 2P, H, W, C]."""
+def preview(state: VAEState, key: Array, images: Array,
+            labels: Optional[Array] = None) -> Mapping[str, Array]:
+  """Samples (a CVAE's one row per class), and rows of (input |
+  reconstruction) pairs [R, 2P, H, W, C]; a CVAE's need the images'
+  `labels`."""
   n = images.shape[0]
   inputs = state.spec.likelihood.fixed_targets(images)
   shown = state.spec.likelihood.encoder_input(inputs)
-  pairs = jnp.stack([shown, reconstruct(state, images)], axis=1)
+  pairs = jnp.stack([shown, reconstruct(state, images, labels=labels)],
+                    axis=1)
   per_row = math.ceil(math.sqrt(n))
   rows = math.ceil(n / per_row)
   pairs = jnp.pad(pairs, ((0, rows * per_row - n),) + ((0, 0),) * 4,
                   constant_values=-1.0)
   pairs = pairs.reshape((rows, 2 * per_row) + images.shape[1:])
-  return {"samples": generate(state, key, n), "reconstructions": pairs}
+  samples = class_rows(lambda num, classes: generate(state, key, num, classes),
+                       n, state.spec.num_classes)
+  return {"samples": samples, "reconstructions": pairs}
 
 
-def elbo(state: VAEState, images: Array, key: Array) -> Dict[str, Array]:
+def elbo(state: VAEState, images: Array, key: Array, *,
+         labels: Optional[Array] = None) -> Dict[str, Array]:
   """Per image {elbo, recon, kl}, float32 [B], on targets drawn with `key`
-  (the same binarisation as log_likelihood with the same key)."""
+  (the same binarisation as log_likelihood with the same key); a CVAE's
+  bound log p(x | y) for the images' `labels` [B]."""
   spec = state.spec
   data_key, sample_key = jax.random.split(key)
   return elbo_terms(spec, state.params, spec.likelihood.targets(images,
                                                                 data_key),
-                    sample_key)
+                    sample_key, labels)
 
 
 def log_likelihood(state: VAEState, images: Array, key: Array,
-                   num_samples: int) -> Array:
-  """The IWAE bound on log p(x) with `num_samples` samples: float32 [B]."""
+                   num_samples: int, *, labels: Optional[Array] = None
+                   ) -> Array:
+  """The IWAE bound on log p(x) (a CVAE's: log p(x | y) for `labels` [B])
+  with `num_samples` samples: float32 [B]."""
   spec = state.spec
   data_key, sample_key = jax.random.split(key)
   return iwae_bound(spec, state.params, spec.likelihood.targets(images,
                                                                 data_key),
-                    sample_key, num_samples)
+                    sample_key, num_samples, labels=labels)
 
 
 def describe_data(state: VAEState, images: np.ndarray) -> Dict[str, Any]:
@@ -391,6 +461,11 @@ PRESETS = {
         "nothing.",
         run=dict(batch_size=8, num_grid_samples=4),
         model=dict(arch="mlp_tiny", latent_dim=4)),
+    "tiny_conditional": Preset(
+        doc="The tiny preset as a conditional VAE (labels from the data): "
+        "`python -m experiments.mnist_vae --preset=tiny_conditional`.",
+        run=dict(batch_size=8, num_grid_samples=4),
+        model=dict(arch="mlp_tiny", latent_dim=4, conditional=True)),
 }
 
 FAMILY = Family(
@@ -401,7 +476,8 @@ FAMILY = Family(
     predict={"preview": preview, "generate": generate, "latents": latents,
              "decode": decode, "encode": encode, "reconstruct": reconstruct,
              "elbo": elbo, "log_likelihood": log_likelihood,
-             "describe_data": describe_data},
+             "describe_data": describe_data,
+             "classes": lambda state: state.spec.num_classes},
     describe_metrics=describe_metrics,
     eval_metrics=("fd", "score", "elbo"),
     run_defaults=dict(batch_size=128, num_steps=10 * EPOCH_OF_MNIST_AT_128),

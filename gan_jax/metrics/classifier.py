@@ -40,6 +40,7 @@ import orbax.checkpoint as ocp
 
 from gan_jax import data, data_identity, hashing, paths
 from gan_jax.errors import ConfigError, DataError, DivergenceError
+from gan_jax.image_preprocessing import ImageOptions
 
 Params = Any
 INFO_FILE = "info.json"
@@ -146,7 +147,8 @@ def make_train_step(model: DomainClassifier, tx: optax.GradientTransformation):
 def train_classifier(dataset_name: str, data_dir: Optional[str] = None,
                      split: str = "train", test_split: str = "test",
                      root: Optional[str] = None,
-                     tfds_data_dir: Optional[str] = None, **train_kwargs
+                     tfds_data_dir: Optional[str] = None,
+                     image: ImageOptions = ImageOptions(), **train_kwargs
                      ) -> Dict[str, Any]:
   """Trains a DomainClassifier on `split` and saves it with its test accuracy.
 
@@ -156,8 +158,10 @@ def train_classifier(dataset_name: str, data_dir: Optional[str] = None,
   info.json there. `train_kwargs`: num_epochs, batch_size, seed, lr, ...
   """
   _check_writable(root)
-  train_set = data.load(dataset_name, split, data_dir, tfds_data_dir)
-  test_set = data.load(dataset_name, test_split, data_dir, tfds_data_dir)
+  train_set = data.load(dataset_name, split, data_dir, tfds_data_dir,
+                        image=image)
+  test_set = data.load(dataset_name, test_split, data_dir, tfds_data_dir,
+                       image=image)
   return _train(dataset_name, train_set, test_set, root=root,
                 split=split, test_split=test_split, data_dir=data_dir,
                 **train_kwargs)
@@ -326,6 +330,7 @@ def load_or_train_classifier(dataset_name: str,
                              data_dir: Optional[str] = None,
                              root: Optional[str] = None,
                              tfds_data_dir: Optional[str] = None,
+                             image: ImageOptions = ImageOptions(),
                              **train_kwargs
                              ) -> Tuple[Classifier, Dict[str, Any]]:
   """The classifier of the train split of `dataset_name` (from `data_dir`
@@ -334,13 +339,15 @@ def load_or_train_classifier(dataset_name: str,
   `train_kwargs` go to `train_classifier` when it has to train. A folder that
   exists but is corrupt is an error, not retrained over.
   """
-  train_set = data.load(dataset_name, "train", data_dir, tfds_data_dir)
+  train_set = data.load(dataset_name, "train", data_dir, tfds_data_dir,
+                        image=image)
   path = classifier_dir(train_set.sha256, root)
   if not os.path.exists(path):
     logging.warning("No classifier for the %s training data at %s: training "
                     "one now (once).", dataset_name, path)
     _check_writable(root)
-    test_set = data.load(dataset_name, "test", data_dir, tfds_data_dir)
+    test_set = data.load(dataset_name, "test", data_dir, tfds_data_dir,
+                         image=image)
     _train(dataset_name, train_set, test_set, root=root, split="train",
            test_split="test", data_dir=data_dir, **train_kwargs)
   return load_classifier(train_set.sha256, root)

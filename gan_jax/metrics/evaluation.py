@@ -24,6 +24,7 @@ import numpy as np
 
 from gan_jax import data, hashing
 from gan_jax.errors import ConfigError
+from gan_jax.image_preprocessing import ImageOptions
 from gan_jax.metrics.coverage import class_coverage
 from gan_jax.metrics.extractors import FeatureExtractor
 from gan_jax.metrics.frechet import feature_statistics, frechet_distance
@@ -91,9 +92,10 @@ def _save_cached(path: str, reference: Reference) -> None:
 
 def real_images(dataset_name: str, split: str, data_dir: Optional[str],
                 num_real: Optional[int],
-                tfds_data_dir: Optional[str] = None) -> data.Dataset:
+                tfds_data_dir: Optional[str] = None,
+                image: ImageOptions = ImageOptions()) -> data.Dataset:
   """The first `num_real` images (all if None) of a split, with labels."""
-  real = data.load(dataset_name, split, data_dir, tfds_data_dir)
+  real = data.load(dataset_name, split, data_dir, tfds_data_dir, image=image)
   if num_real is not None and not 2 <= num_real <= len(real):
     raise ConfigError(f"--num_real={num_real} must be in [2, {len(real)}], "
                       f"the size of the {split} split of {dataset_name}.")
@@ -240,6 +242,9 @@ METRICS: Dict[str, MetricFn] = {
 # Metrics that need the samples' requested classes (a conditional model);
 # "every metric" means the others unless there are labels.
 LABELLED_METRICS = ("class_accuracy",)
+# Metrics of the extractor's class logits: "every metric" leaves them out for
+# an extractor without any (Inception weights holding the features only).
+LOGIT_METRICS = ("score", "class_coverage", "class_accuracy")
 
 
 def check_metrics(metrics: Sequence[str]) -> None:
@@ -262,6 +267,12 @@ def evaluate(images, extractor: FeatureExtractor, reference: Reference, *,
   seed) plus any `context` (e.g. source=..., step=...).
   """
   check_metrics(metrics)
+  needs_logits = [m for m in metrics if m in LOGIT_METRICS]
+  if needs_logits and not extractor.num_classes:
+    raise ConfigError(
+        f"--metrics={','.join(needs_logits)} needs class logits, and the "
+        f"{extractor.name} weights have none (a features-only file, such as "
+        "the TorchScript conversion): use pytorch-fid's .pth, or drop them.")
   if any(m in LABELLED_METRICS for m in metrics):
     if extractor.trained_on_sha256 is None:
       raise ConfigError(f"--metrics=class_accuracy needs the domain "

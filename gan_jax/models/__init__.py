@@ -23,8 +23,8 @@ from gan_jax.errors import ConfigError
 from gan_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_jax.models.mlp import MLPDiscriminator, MLPGenerator
 from gan_jax.models.resnet import ResNetDiscriminator, ResNetGenerator
-from gan_jax.models.vae import (ConvDecoder, ConvEncoder, MLPDecoder,
-                                MLPEncoder)
+from gan_jax.models.vae import (ConvDecoder, ConvEncoder, LabelledDecoder,
+                                LabelledEncoder, MLPDecoder, MLPEncoder)
 
 ARCHITECTURES: Dict[str, Tuple[Callable[..., nn.Module],
                                Callable[..., nn.Module]]] = {
@@ -61,6 +61,16 @@ def with_spectral_norm(discriminator: nn.Module) -> nn.Module:
                       "no spectral_norm option; use --arch=dcgan or resnet, "
                       "or wrap your layers in layers.spectral_normalized.")
   return discriminator.clone(spectral_norm=True)
+
+
+def with_class_head(discriminator: nn.Module, class_head: str) -> nn.Module:
+  """`discriminator` with its conditional head set (--class_head)."""
+  if "class_head" not in _fields(discriminator):
+    raise ConfigError(f"--class_head={class_head}: "
+                      f"{type(discriminator).__name__} has no class_head "
+                      "option; use one of the built-in architectures, or "
+                      "sow class logits from your own D.")
+  return discriminator.clone(class_head=class_head)
 
 
 VAE_ARCHITECTURES: Dict[str, Tuple[Callable[..., nn.Module],

@@ -5,7 +5,10 @@
   modern form), or, in the ResNet, scale and shift every BatchNorm per
   class (conditional BatchNorm: de Vries et al. 2017, Miyato & Koyama 2018).
 * Discriminators add the projection <embed(y), h> of the label onto D's
-  last features h to the logit (Miyato & Koyama 2018).
+  last features h to the logit (Miyato & Koyama 2018), or (class_head
+  "acgan") keep an unconditional logit and classify h with an auxiliary
+  head (Odena et al. 2017), whose class logits [B, K] D sows as
+  intermediates["class_logits"] for the steps' classification loss.
 
 Every function is called from inside a module's compact `__call__`, so the
 embeddings it creates are that module's parameters.
@@ -59,17 +62,32 @@ def concat_label_embedding(z: Array, labels: Array, num_classes: int,
   return jnp.concatenate([z.astype(dtype), embedded.astype(dtype)], axis=-1)
 
 
+CLASS_HEADS = ("projection", "acgan")
+CLASS_LOGITS = "class_logits"  # The name ACGAN's class logits are sown as.
+
+
 def logit_head(h: Array, labels: Optional[Array], num_classes: int,
                wrap: Callable[[nn.Module], Callable[..., Array]],
                init: Callable[..., Array], dtype: Dtype,
-               param_dtype: Dtype) -> Array:
+               param_dtype: Dtype, class_head: str = "projection",
+               owner: Optional[nn.Module] = None) -> Array:
   """D's logits from its last features h [B, F]: dense(h), plus the
   projection <embed(y), h> with num_classes > 0. float32 [B]. `wrap` adds
   spectral norm to both where D has it (the embedding as the authors'
-  SNEmbedID); `init` draws the dense kernel and the class table."""
+  SNEmbedID); `init` draws the dense kernel and the class table. With
+  class_head "acgan", `owner` (the D) sows the auxiliary classifier's
+  float32 [B, K] logits instead of adding a projection."""
+  if class_head not in CLASS_HEADS:
+    raise ValueError(f"class_head={class_head!r}: choose one of "
+                     f"{', '.join(CLASS_HEADS)}.")
   logits = wrap(nn.Dense(1, kernel_init=init, dtype=dtype,
                          param_dtype=param_dtype))(h)[:, 0]
-  if num_classes:
+  if num_classes and class_head == "acgan":
+    classifier = wrap(nn.Dense(num_classes, kernel_init=init, dtype=dtype,
+                               param_dtype=param_dtype))
+    owner.sow("intermediates", CLASS_LOGITS,
+              classifier(h).astype(jnp.float32))
+  elif num_classes:
     embed = wrap(ClassEmbedding(num_classes, h.shape[-1],
                                 embedding_init=init, dtype=dtype,
                                 param_dtype=param_dtype))

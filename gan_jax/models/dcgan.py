@@ -124,6 +124,8 @@ class DCGANDiscriminator(nn.Module):
   kernel_init: Initializer = paper_weight_init
   scale_init: Initializer = paper_scale_init
   num_classes: int = 0  # > 0: projection head for labels.
+  # With num_classes: "projection", or "acgan" (an auxiliary classifier).
+  class_head: str = "projection"
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -146,4 +148,4 @@ class DCGANDiscriminator(nn.Module):
       x = nn.leaky_relu(x, 0.2)
     return conditioning.logit_head(
         x.reshape(x.shape[0], -1), labels, self.num_classes, wrap,
-        self.kernel_init, self.dtype, self.param_dtype)
+        self.kernel_init, self.dtype, self.param_dtype, self.class_head, self)

@@ -84,6 +84,8 @@ class MLPDiscriminator(nn.Module):
   pieces: int = 5
   dropout_rate: float = 0.5
   num_classes: int = 0  # > 0: projection head for labels.
+  # With num_classes: "projection", or "acgan" (an auxiliary classifier).
+  class_head: str = "projection"
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -99,4 +101,5 @@ class MLPDiscriminator(nn.Module):
     x = Dropout(self.dropout_rate)(x, deterministic=not train)
     return conditioning.logit_head(
         x, labels, self.num_classes, lambda layer: layer,
-        nn.initializers.lecun_normal(), self.dtype, self.param_dtype)
+        nn.initializers.lecun_normal(), self.dtype, self.param_dtype,
+        self.class_head, self)

@@ -148,6 +148,8 @@ class ResNetDiscriminator(nn.Module):
   features: int = 128
   spectral_norm: bool = True
   num_classes: int = 0  # > 0: projection head for labels.
+  # With num_classes: "projection", or "acgan" (an auxiliary classifier).
+  class_head: str = "projection"
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -166,4 +168,5 @@ class ResNetDiscriminator(nn.Module):
       h = DiscriminatorBlock(features=self.features, down=False, **kw)(h)
     h = jnp.sum(nn.relu(h), axis=(1, 2))  # Global sum pooling: [B, C].
     return conditioning.logit_head(h, labels, self.num_classes, wrap, _INIT,
-                                   self.dtype, self.param_dtype)
+                                   self.dtype, self.param_dtype,
+                                   self.class_head, self)

@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models import layers
+from gan_jax.models import conditioning, layers
 from gan_jax.models.dcgan import num_upsamplings
 
 Dtype = Any
@@ -124,3 +124,33 @@ class ConvDecoder(nn.Module):
     x = layers.ConvTranspose(self.out_channels, (4, 4), (2, 2), **kw)(x)
     return x.astype(jnp.float32)
 
+
+
+class LabelledEncoder(nn.Module):
+  """q(z | x, y) of a CVAE (Sohn et al. 2015) from any encoder: the label's
+  one-hot planes are extra input channels. (images [B, H, W, C], labels
+  [B]) -> (mean, log_var) [B, latent_dim]."""
+  encoder: nn.Module
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, labels: jax.Array):
+    planes = jax.nn.one_hot(labels, self.num_classes, dtype=x.dtype)
+    planes = jnp.broadcast_to(planes[:, None, None, :],
+                              x.shape[:3] + (self.num_classes,))
+    return self.encoder(jnp.concatenate([x, planes], axis=-1))
+
+
+class LabelledDecoder(nn.Module):
+  """p(x | z, y) of a CVAE from any decoder: z with a learned class
+  embedding beside it, as the conditional GAN generators. (z [B, latent_dim],
+  labels [B]) -> likelihood parameters."""
+  decoder: nn.Module
+  num_classes: int
+  label_features: int = 16
+
+  @nn.compact
+  def __call__(self, z: jax.Array, labels: jax.Array) -> jax.Array:
+    return self.decoder(conditioning.concat_label_embedding(
+        z, labels, self.num_classes, self.label_features, z.dtype,
+        jnp.float32))
