@@ -4,8 +4,12 @@ r"""gan_jax against its PyTorch twins, side by side: alternate runs, ratios.
         --rows=vae:mlp:128,vae:conv:128 --rounds=3
     python benchmarks/compare_torch.py --torch_python=... \
         --rows=gan:dcgan:64,gan:resnet:64:32 --steps=20
+    python benchmarks/compare_torch.py --torch_python=... \
+        --rows=gan:dcgan:64:28:conditional,gan:dcgan:64:28:acgan,gan:dcgan:64:28:diffaugment
 
-Each row is family:arch:batch[:image size] (default 28x28). Each round runs the JAX step
+Each row is family:arch:batch[:image size[:variant]] (default 28x28, the
+library as shipped; variants: train_speed.py's MODEL_VARIANTS, whose twins
+are torch_dcgan.py's --conditional and --diffaugment). Each round runs the JAX step
 (benchmarks/train_speed.py's child, in its own process) and the PyTorch twin
 (benchmarks/torch_<family>.py, in its own process, with the interpreter of
 --torch_python, where torch is installed) one after the other, so both see
@@ -23,6 +27,10 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 TWINS = {"vae": "torch_vae.py", "gan": "torch_dcgan.py",
          "gan:resnet": "torch_resnet_gan.py"}
+# The twin's flags for each of train_speed.py's model variants.
+TWIN_VARIANTS = {"fast": [], "conditional": ["--conditional=projection"],
+                 "acgan": ["--conditional=acgan"],
+                 "diffaugment": ["--diffaugment"]}
 
 
 def _last_json(command):
@@ -42,17 +50,19 @@ def main():
   args = parser.parse_args()
 
   for row in args.rows.split(","):
-    family, arch, batch, *size = row.split(":")
-    size = size[0] if size else "28"
+    family, arch, batch, *rest = row.split(":")
+    size, variant = (rest + ["28", "fast"][len(rest):])[:2]
     jax_rates, torch_rates = [], []
     for _ in range(args.rounds):
       jax_rates.append(_last_json(
           [sys.executable, os.path.join(HERE, "train_speed.py"),
-           f"--child={family}:{arch}:{size}:{batch}:fast", f"--steps={args.steps}",
+           f"--child={family}:{arch}:{size}:{batch}:{variant}",
+           f"--steps={args.steps}",
            "--repeats=3"])["images_per_sec"])
       twin_script = TWINS.get(f"{family}:{arch}", TWINS[family])
       twin = [args.torch_python, os.path.join(HERE, twin_script),
-              f"--batch_size={batch}", f"--steps={args.steps}"]
+              f"--batch_size={batch}", f"--steps={args.steps}",
+              *TWIN_VARIANTS[variant]]
       if family == "vae":
         twin.append(f"--arch={arch}")
       result = _last_json(twin)

@@ -45,6 +45,9 @@ flags.DEFINE_enum("family", "gan", sorted(families.FAMILIES),
                   "Model family to train.")
 flags.DEFINE_integer("quality_num_samples", 10_000,
                      "Generated images scored at the end.")
+flags.DEFINE_list("quality_metrics", ["fd", "score", "precision_recall"],
+                  "Metrics scored at the end (no score with features-only "
+                  "Inception weights).")
 cli.define_training_flags(FAMILY, workdir="/tmp/gan_jax/quality")
 FLAGS.set_default("dataset", "fashion_mnist")
 FLAGS.set_default("data_dir", "/usr/share/datasets/fashion-mnist")
@@ -60,7 +63,7 @@ def benchmark() -> dict:
                     "times a fresh one: pick a new --workdir.")
   evaluator = Evaluator(EvalConfig.for_run(
       run, num_samples=FLAGS.quality_num_samples,
-      metrics=("fd", "score", "precision_recall")), FAMILY)
+      metrics=tuple(FLAGS.quality_metrics)), FAMILY)
 
   start = time.perf_counter()
   train.train_and_evaluate(FAMILY, model, run, workdir)

@@ -10,6 +10,10 @@ Timing (random data, one JSON line):
 
     pip install torch   # CPU build
     python benchmarks/torch_dcgan.py --batch_size=64 --steps=100
+    python benchmarks/torch_dcgan.py --diffaugment   # the twin of gan_jax's
+                                                     # --diffaugment=color,translation,cutout
+    python benchmarks/torch_dcgan.py --conditional=projection   # or acgan: 10
+                                                     # classes, as --conditional [--class_head=acgan]
 
 Training on real data, writing 10k eval-mode samples at each budget as
 <out>/torch_step_<N>.npz (score them with `experiments.evaluate --samples`):
@@ -45,6 +49,44 @@ def make_models(latent_dim=LATENT_DIM):
   return generator, discriminator
 
 
+class ConditionalGenerator(nn.Module):
+  """G(z, y): a learned 50-d class embedding beside z, as gan_jax's DCGAN."""
+
+  def __init__(self, generator, num_classes, features=50):
+    super().__init__()
+    self.embed = nn.Embedding(num_classes, features)
+    self.generator = generator
+    # The first layer takes z and the embedding.
+    first = generator[0]
+    generator[0] = nn.Linear(first.in_features + features, first.out_features,
+                             bias=False)
+
+  def forward(self, z, labels):
+    return self.generator(torch.cat([z, self.embed(labels)], 1))
+
+
+class ConditionalDiscriminator(nn.Module):
+  """D(x, y) from the DCGAN D's features h: the projection head (logit plus
+  <embed(y), h>, Miyato & Koyama 2018), or ACGAN's unconditional logit and
+  an auxiliary classifier (Odena et al. 2017)."""
+
+  def __init__(self, discriminator, num_classes, head):
+    super().__init__()
+    self.features = discriminator[:-1]
+    self.logit = discriminator[-1]
+    self.head = head
+    width = self.logit.in_features
+    self.classes = (nn.Embedding(num_classes, width) if head == "projection"
+                    else nn.Linear(width, num_classes))
+
+  def forward(self, x, labels):
+    h = self.features(x)
+    logit = self.logit(h).view(-1)
+    if self.head == "projection":
+      return logit + (self.classes(labels) * h).sum(1), None
+    return logit, self.classes(h)
+
+
 def paper_init(module):
   """The DCGAN paper's initialisation, as in pytorch/examples dcgan."""
   if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
@@ -70,12 +112,50 @@ def read_idx_images(data_dir, split="train"):
   raise SystemExit(f"error: no {prefix}-images-idx3-ubyte[.gz] in {data_dir}")
 
 
+def diff_augment(x):
+  """DiffAugment's color, translation and cutout (Zhao et al. 2020), NCHW,
+  the semantics of the authors' DiffAugment_pytorch.py: brightness
+  +U(-0.5, 0.5), saturation x U(0, 2), contrast x U(0.5, 1.5), a shift of up
+  to 1/8 with zero fill, and a zeroed square of half the side."""
+  b, _, h, w = x.shape
+  rand = lambda: torch.rand(b, 1, 1, 1)
+  x = x + (rand() - 0.5)
+  x = (x - x.mean(1, keepdim=True)) * (rand() * 2) + x.mean(1, keepdim=True)
+  mean = x.mean((1, 2, 3), keepdim=True)
+  x = (x - mean) * (rand() + 0.5) + mean
+  shift_h, shift_w = int(h * 0.125 + 0.5), int(w * 0.125 + 0.5)
+  rows = (torch.arange(h)[None] + torch.randint(-shift_h, shift_h + 1, (b, 1)))
+  cols = (torch.arange(w)[None] + torch.randint(-shift_w, shift_w + 1, (b, 1)))
+  padded = nn.functional.pad(x, (1, 1, 1, 1))
+  rows = rows.clamp(-1, h).add(1)[:, None, :, None].expand(-1, x.shape[1], -1,
+                                                            w + 2)
+  x = padded.gather(2, rows)
+  cols = cols.clamp(-1, w).add(1)[:, None, None, :].expand(-1, x.shape[1], h,
+                                                            -1)
+  x = x.gather(3, cols)
+  size_h, size_w = int(h * 0.5 + 0.5), int(w * 0.5 + 0.5)
+  top = torch.randint(0, h + (1 - size_h % 2), (b, 1)) - size_h // 2
+  left = torch.randint(0, w + (1 - size_w % 2), (b, 1)) - size_w // 2
+  ys, xs = torch.arange(h)[None], torch.arange(w)[None]
+  inside = (((ys >= top) & (ys < top + size_h))[:, :, None]
+            & ((xs >= left) & (xs < left + size_w))[:, None, :])
+  return x * (~inside)[:, None].to(x.dtype)
+
+
 class Trainer:
   """Both players and their optimizers; `step(real)` is one D and one G
-  update, as in the PyTorch DCGAN example."""
+  update, as in the PyTorch DCGAN example (D sees `augment` of every
+  image)."""
 
-  def __init__(self, init="paper"):
+  def __init__(self, init="paper", augment=lambda x: x, conditional=None,
+               num_classes=10):
+    self.augment = augment
+    self.conditional = conditional
     self.generator, self.discriminator = make_models()
+    if conditional:
+      self.generator = ConditionalGenerator(self.generator, num_classes)
+      self.discriminator = ConditionalDiscriminator(self.discriminator,
+                                                    num_classes, conditional)
     if init == "paper":
       self.generator.apply(paper_init)
       self.discriminator.apply(paper_init)
@@ -85,19 +165,32 @@ class Trainer:
                                   betas=(0.5, 0.999))
     self.criterion = nn.BCEWithLogitsLoss()
 
-  def step(self, real):
+  def step(self, real, labels=None):
     ones = torch.ones(real.shape[0])
     zeros = torch.zeros(real.shape[0])
     z = torch.randn(real.shape[0], LATENT_DIM)
-    fake = self.generator(z)
+    if self.conditional:  # Fakes of the real batch's classes.
+      fake = self.generator(z, labels)
+
+      def d(images):  # Adversarial loss term, and ACGAN's class term.
+        logit, classes = self.discriminator(self.augment(images), labels)
+        extra = (0.0 if classes is None
+                 else nn.functional.cross_entropy(classes, labels))
+        return logit, extra
+    else:
+      fake = self.generator(z)
+      d = lambda images: (self.discriminator(self.augment(images)).view(-1),
+                          0.0)
     self.d_opt.zero_grad(set_to_none=True)
-    d_loss = (self.criterion(self.discriminator(real).view(-1), ones)
-              + self.criterion(self.discriminator(fake.detach()).view(-1),
-                               zeros))
+    (real_logit, real_class), (fake_logit, fake_class) = d(real), d(
+        fake.detach())
+    d_loss = (self.criterion(real_logit, ones)
+              + self.criterion(fake_logit, zeros) + real_class + fake_class)
     d_loss.backward()
     self.d_opt.step()
     self.g_opt.zero_grad(set_to_none=True)
-    g_loss = self.criterion(self.discriminator(fake).view(-1), ones)
+    fake_logit, fake_class = d(fake)
+    g_loss = self.criterion(fake_logit, ones) + fake_class
     g_loss.backward()
     self.g_opt.step()
     return d_loss.item(), g_loss.item()
@@ -140,17 +233,21 @@ def train(args):
 
 
 def time_steps(args):
-  trainer = Trainer(args.init)
+  trainer = Trainer(args.init,
+                    diff_augment if args.diffaugment else (lambda x: x),
+                    args.conditional)
   real = torch.rand(args.batch_size, 1, 28, 28) * 2 - 1
+  labels = torch.arange(args.batch_size) % 10
   for _ in range(args.warmup):
-    trainer.step(real)
+    trainer.step(real, labels)
   start = time.perf_counter()
   for _ in range(args.steps):
-    trainer.step(real)
+    trainer.step(real, labels)
   elapsed = time.perf_counter() - start
   print(json.dumps({
       "framework": f"torch {torch.__version__}", "threads":
       torch.get_num_threads(), "batch_size": args.batch_size,
+      "diffaugment": args.diffaugment, "conditional": args.conditional,
       "images_per_sec": round(args.steps * args.batch_size / elapsed, 1)}))
 
 
@@ -166,6 +263,10 @@ def main():
   parser.add_argument("--num_samples", type=int, default=10_000)
   parser.add_argument("--out", default="/tmp/torch_dcgan")
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--diffaugment", action="store_true",
+                      help="Time D on DiffAugment's color,translation,cutout.")
+  parser.add_argument("--conditional", choices=("projection", "acgan"),
+                      help="Time the 10-class conditional step.")
   args = parser.parse_args()
   torch.manual_seed(args.seed)
   if args.data_dir:

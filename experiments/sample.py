@@ -27,8 +27,9 @@ flags.DEFINE_string("grid", None, "Optional PNG of the first 64 samples.")
 flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
 flags.DEFINE_integer("seed", 0, "Seed of the latents.")
 flags.DEFINE_multi_string(
-    "label", [], "Class to draw (conditional models; repeat for several, "
-    "cycled; all: every class in turn, the default).")
+    "label", [], "Class to draw, by number or by an image folder's class "
+    "name (conditional models; repeat for several, cycled; all: every class "
+    "in turn, the default).")
 
 
 def main(argv):

@@ -131,8 +131,11 @@ class Evaluator:
           classifier_root=config.classifier_root,
           inception_weights=config.inception_weights,
           tfds_data_dir=config.tfds_data_dir, image=config.image)
-      if config.metrics is None and not self.extractor.num_classes:
-        # "Every metric" of an extractor without logits: those it can give.
+      if not self.extractor.num_classes:
+        # "Every metric" of an extractor without logits: those it can give;
+        # asked for by name, they are an error now, before any training.
+        if config.metrics is not None:
+          evaluation.check_logits(self.sample_metrics, self.extractor)
         self.sample_metrics = [m for m in self.sample_metrics
                                if m not in evaluation.LOGIT_METRICS]
       self.reference = evaluation.real_reference(

@@ -53,6 +53,23 @@ PREDICT_NAMES = ("preview", "generate", "latents", "decode", "encode",
                  "classes")
 
 
+def conditional_classes(conditional: bool, num_classes: int,
+                        data_spec: "DataSpec") -> int:
+  """The classes of a --conditional model (0 if not conditional):
+  --num_classes, or the data's. ConfigError if the data has no labels or
+  more classes."""
+  if not conditional:
+    return 0
+  classes = num_classes or data_spec.num_classes
+  if not classes:
+    raise ConfigError("--conditional needs labelled data: this dataset has "
+                      "no labels (or pass --num_classes).")
+  if data_spec.num_classes > classes:
+    raise ConfigError(f"--num_classes={classes} is fewer than the "
+                      f"{data_spec.num_classes} classes of the data's labels.")
+  return classes
+
+
 def class_rows(generate: Callable[[int, Optional[Array]], Array], num: int,
                num_classes: int) -> Array:
   """A preview grid of about `num` samples: generate(n, None) [n, H, W, C]

@@ -132,7 +132,9 @@ def sample_to_files(workdir: str, num_samples: int, output: str,
   classes = sampling.num_classes(run.family, run.state)
   arrays = {}
   if labels or classes:
-    arrays["labels"] = sampling.requested_labels(labels, num_samples, classes)
+    arrays["labels"] = sampling.requested_labels(
+        labels, num_samples, classes,
+        run.record.extra.get("class_names", ()))
   images = sampling.sample(run.family, run.state, num_samples, seed=seed,
                            labels=arrays.get("labels"))
   tmp = f"{output}.tmp-{os.getpid()}.npz"

@@ -83,19 +83,23 @@ def sample(family: Family, state: Any, num_samples: int, seed: int = 0,
 
 
 def requested_labels(requests: Sequence[str], num_samples: int,
-                     classes: int) -> np.ndarray:
+                     classes: int, class_names: Sequence[str] = ()
+                     ) -> np.ndarray:
   """The classes of `num_samples` samples: int32 [N] from --label values
-  (class numbers, cycled, or "all" for every class in turn)."""
+  (class numbers or, for an image folder's run, the folders' `class_names`;
+  cycled; or "all" for every class in turn)."""
   if not classes:
     raise ConfigError("--label: this run's model is unconditional (train it "
                       "with --conditional to draw chosen classes).")
   if list(requests) == ["all"] or not requests:
     return np.arange(num_samples, dtype=np.int32) % classes
+  number = {name: i for i, name in enumerate(class_names)}
   try:
-    chosen = [int(r) for r in requests]
+    chosen = [number[r] if r in number else int(r) for r in requests]
   except ValueError:
+    names = f", a class name ({', '.join(class_names)})" if class_names else ""
     raise ConfigError(f"--label={','.join(requests)}: give class numbers "
-                      f"0..{classes - 1}, or all.") from None
+                      f"0..{classes - 1}{names}, or all.") from None
   bad = [c for c in chosen if not 0 <= c < classes]
   if bad:
     raise ConfigError(f"--label={bad[0]} is not a class of this model "

@@ -198,7 +198,7 @@ def _update_discriminator(d_state: PlayerState, real_images: Array,
     terms = {}
     if game.class_loss_weight:
       terms["d_class_loss"] = (class_loss(game, real_classes, labels)
-                                   + class_loss(game, fake_classes, labels))
+                               + class_loss(game, fake_classes, labels))
       terms["d_class_acc_real"] = jnp.mean(
           (jnp.argmax(real_classes, -1) == labels).astype(jnp.float32))
       loss = loss + terms["d_class_loss"]

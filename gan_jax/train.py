@@ -86,13 +86,17 @@ def _scalar_hparams(*configs) -> Dict[str, Any]:
 
 
 def run_record(family: Family, model, run: RunConfig, data_spec: DataSpec,
-               data_sha256: str) -> checkpoint.RunRecord:
+               data_sha256: str, class_names=()) -> checkpoint.RunRecord:
   """The record saved with each checkpoint; names the data only if its
-  content is a known split (`data_identity.KNOWN_SPLITS`)."""
+  content is a known split (`data_identity.KNOWN_SPLITS`), and an image
+  folder's classes (what `--label=NAME` means)."""
   known_as = data_identity.KNOWN_SPLITS.get(data_sha256)
+  extra = {"data_known_as": "/".join(known_as) if known_as else None}
+  if class_names:
+    extra["class_names"] = list(class_names)
   return checkpoint.RunRecord(
       family.name, run.to_dict(), model.to_dict(), data_spec, data_sha256,
-      extra={"data_known_as": "/".join(known_as) if known_as else None})
+      extra=extra)
 
 
 def _resume_check(current: checkpoint.RunRecord, workdir: str
@@ -253,7 +257,7 @@ def _train(family: Family, model: Any, run: RunConfig, workdir: str,
     logging.info("Classes: %s.", ", ".join(
         f"{i} {name}" for i, name in enumerate(dataset.class_names)))
   record = run_record(family, model, run, data_spec,
-                      dataset.sha256)
+                      dataset.sha256, dataset.class_names)
 
   mesh = parallel.make_mesh()
   parallel.check_batch_size(run.batch_size, mesh)

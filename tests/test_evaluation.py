@@ -51,6 +51,26 @@ def test_inception_without_weights_names_the_flag():
     extractors.create("inception")
 
 
+def test_an_extractor_without_logits_gives_what_it_can(toy):
+  # A features-only extractor (the TorchScript Inception conversion): the
+  # default metrics leave out those of logits; asking for one is an error.
+  config, _ = toy
+  evaluator = evaluate.Evaluator(config)
+  featureless = dataclasses.replace(
+      evaluator.extractor, num_classes=0,
+      embed=lambda images: (evaluator.extractor(images)[0],
+                            np.zeros((len(images), 0), np.float32)))
+  records = evaluation.evaluate(_test_images(), featureless,
+                                evaluator.reference,
+                                metrics=("fd", "precision_recall"))
+  assert {r["metric"] for r in records} == {"fd", "precision", "recall"}
+  for metric in ("score", "class_coverage"):
+    with pytest.raises(ConfigError, match=f"--metrics={metric} needs class "
+                       "logits"):
+      evaluation.evaluate(_test_images(), featureless, evaluator.reference,
+                          metrics=(metric,))
+
+
 def test_real_set_against_itself_scores_perfectly(toy):
   config, _ = toy
   records = evaluate.Evaluator(config)(_test_images(), step=7)

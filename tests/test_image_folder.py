@@ -10,7 +10,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from conftest import tiny_run_config
-from gan_jax import data, image_folder
+from gan_jax import data, image_folder, runs
 from gan_jax.errors import ConfigError, DataError
 from gan_jax.image_preprocessing import ImageOptions
 
@@ -183,3 +183,12 @@ def test_a_conditional_gan_trains_on_an_image_folder(tmp_path):
                                checkpoint_every=2, sample_every=2)
   state = experiment.train(tmp_path / "run")
   assert int(state.step) == 2
+  # --label takes the folders' class names (or their numbers).
+  runs.sample_to_files(str(tmp_path / "run"), 3, str(tmp_path / "red.npz"),
+                       labels=["red"])
+  with np.load(tmp_path / "red.npz") as drawn:
+    assert drawn["labels"].tolist() == [1, 1, 1]
+    assert drawn["images"].shape == (3, 28, 28, 3)
+  with pytest.raises(ConfigError, match=r"a class name \(blue, red\)"):
+    runs.sample_to_files(str(tmp_path / "run"), 3, str(tmp_path / "x.npz"),
+                         labels=["green"])

@@ -96,9 +96,11 @@ LOOP_SCRIPT = textwrap.dedent("""
 """)
 
 
-# The MLP case is class-conditional: labels sharded with the images.
-@pytest.mark.parametrize("changes", [dict(arch="dcgan_tiny"),
-                                     dict(arch="mlp_tiny", conditional=True)])
+# The DCGAN case has DiffAugment (its shifts are einsums over the sharded
+# batch); the MLP case is class-conditional: labels sharded with the images.
+@pytest.mark.parametrize("changes", [
+    dict(arch="dcgan_tiny", diffaugment="color,translation,cutout"),
+    dict(arch="mlp_tiny", conditional=True)])
 def test_training_on_8_devices_matches_1_device(idx_dir, tmp_path, changes):
   out = str(tmp_path / "eight.npz")
   env = dict(os.environ,

@@ -26,7 +26,8 @@ import jax.numpy as jnp
 from gan_jax import augmentations, losses, models, regularizers, steps
 from gan_jax.config import MAX_LATENT_DIM, Config, setting
 from gan_jax.errors import ConfigError
-from gan_jax.family import DataSpec, Family, Preset, class_rows
+from gan_jax.family import (DataSpec, Family, Preset, class_rows,
+                            conditional_classes)
 from gan_jax.models.conditioning import CLASS_HEADS
 from gan_jax.regularizers import Regularizer
 from gan_jax.state import GANState, PlayerState, create_state
@@ -172,16 +173,8 @@ class GANConfig(Config):
 def num_classes_of(config: GANConfig, data_spec: DataSpec) -> int:
   """The classes of a --conditional model (0 if unconditional): --num_classes
   or the data's. ConfigError if the data has no labels or more classes."""
-  if not config.conditional:
-    return 0
-  classes = config.num_classes or data_spec.num_classes
-  if not classes:
-    raise ConfigError("--conditional needs labelled data: this dataset has "
-                      "no labels (or pass --num_classes).")
-  if data_spec.num_classes > classes:
-    raise ConfigError(f"--num_classes={classes} is fewer than the "
-                      f"{data_spec.num_classes} classes of the data's labels.")
-  return classes
+  return conditional_classes(config.conditional, config.num_classes,
+                             data_spec)
 
 
 def init(config: GANConfig, data_spec: DataSpec, key: Array) -> GANState:

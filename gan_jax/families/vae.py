@@ -36,7 +36,8 @@ from flax import struct
 from gan_jax import likelihoods, models
 from gan_jax.config import MAX_LATENT_DIM, Config, setting
 from gan_jax.errors import ConfigError
-from gan_jax.family import DataSpec, Family, Preset, class_rows, step_key
+from gan_jax.family import (DataSpec, Family, Preset, class_rows,
+                            conditional_classes, step_key)
 
 Array = jax.Array
 LOG_2PI = float(np.log(2.0 * np.pi))
@@ -137,7 +138,8 @@ def init(config: VAEConfig, data_spec: DataSpec, key: Array) -> VAEState:
       out_channels=shape[-1] * likelihood.num_params,
       dtype=jnp.dtype(config.dtype), param_dtype=jnp.float32)
   encoder, decoder = config.encoder or encoder, config.decoder or decoder
-  num_classes = conditional_classes(config, data_spec)
+  num_classes = conditional_classes(config.conditional, config.num_classes,
+                                    data_spec)
   labels = {}
   if num_classes:
     encoder = models.LabelledEncoder(encoder, num_classes)
@@ -157,19 +159,6 @@ def init(config: VAEConfig, data_spec: DataSpec, key: Array) -> VAEState:
   return VAEState(step=jnp.zeros((), jnp.int32), params=params,
                   opt_state=optimizer.init(params),
                   rng=jax.random.key_data(run_key), spec=spec)
-
-
-def conditional_classes(config: VAEConfig, data_spec: DataSpec) -> int:
-  """The classes of a --conditional VAE (0 if not): --num_classes or the
-  data's. ConfigError if the data has no labels."""
-  if not config.conditional:
-    return 0
-  classes = config.num_classes or data_spec.num_classes
-  if not classes or data_spec.num_classes > classes:
-    raise ConfigError(
-        f"--conditional needs labelled data with at most --num_classes "
-        f"classes; this data has {data_spec.num_classes or 'no'} labels.")
-  return classes
 
 
 # --- The model's pieces ------------------------------------------------------

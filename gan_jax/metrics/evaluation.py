@@ -255,6 +255,16 @@ def check_metrics(metrics: Sequence[str]) -> None:
                       f"from {', '.join(METRICS)}.")
 
 
+def check_logits(metrics: Sequence[str], extractor: FeatureExtractor) -> None:
+  """ConfigError if any of `metrics` needs class logits the extractor lacks."""
+  needs_logits = [m for m in metrics if m in LOGIT_METRICS]
+  if needs_logits and not extractor.num_classes:
+    raise ConfigError(
+        f"--metrics={','.join(needs_logits)} needs class logits, and the "
+        f"{extractor.name} weights have none (a features-only file, such as "
+        "the TorchScript conversion): use pytorch-fid's .pth, or drop them.")
+
+
 def evaluate(images, extractor: FeatureExtractor, reference: Reference, *,
              metrics: Sequence[str] = tuple(METRICS), seed: int = 0,
              labels: Optional[np.ndarray] = None,
@@ -267,12 +277,7 @@ def evaluate(images, extractor: FeatureExtractor, reference: Reference, *,
   seed) plus any `context` (e.g. source=..., step=...).
   """
   check_metrics(metrics)
-  needs_logits = [m for m in metrics if m in LOGIT_METRICS]
-  if needs_logits and not extractor.num_classes:
-    raise ConfigError(
-        f"--metrics={','.join(needs_logits)} needs class logits, and the "
-        f"{extractor.name} weights have none (a features-only file, such as "
-        "the TorchScript conversion): use pytorch-fid's .pth, or drop them.")
+  check_logits(metrics, extractor)
   if any(m in LABELLED_METRICS for m in metrics):
     if extractor.trained_on_sha256 is None:
       raise ConfigError(f"--metrics=class_accuracy needs the domain "
