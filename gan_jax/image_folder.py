@@ -106,10 +106,12 @@ def content_sha256(folder: str, paths: List[str]) -> str:
   return digest.hexdigest()
 
 
-def _open(path: str) -> Image.Image:
+def _read(path: str, pixels: bool) -> Image.Image:
+  """The image at `path`: its header only (mode, size), or decoded too."""
   try:
     image = Image.open(path)
-    image.load()  # Image.open reads the header only; truncation shows here.
+    if pixels:
+      image.load()  # Truncated files fail here, not in Image.open.
     return image
   except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
     raise DataError(f"Cannot read the image {path} ({type(e).__name__}: "
@@ -117,19 +119,32 @@ def _open(path: str) -> Image.Image:
 
 
 def decode(folder: str, paths: List[str], options: ImageOptions) -> np.ndarray:
-  """uint8 [N, H, W, C]: colour (C=3) if any image has colour, else grey."""
-  images = [_open(os.path.join(folder, p)) for p in paths]
-  colour = not all(is_grey(image) for image in images)
-  if options.size is None:
-    first = images[0].size
-    for path, image in zip(paths, images):
-      if image.size != first:
-        raise DataError(
-            f"{os.path.join(folder, path)} is {image.size[0]}x"
-            f"{image.size[1]} but {os.path.join(folder, paths[0])} is "
-            f"{first[0]}x{first[1]}: pass --image_size=N to centre-crop and "
-            "resize every image to NxN.")
-  return np.stack([to_array(image, options, colour) for image in images])
+  """uint8 [N, H, W, C]: colour (C=3) if any image has colour, else grey.
+
+  Headers first (modes and sizes, no pixels), then one image decoded at a
+  time into the output, so memory peaks at the output's size.
+  """
+  files = [os.path.join(folder, p) for p in paths]
+  headers = []
+  for file in files:
+    with _read(file, pixels=False) as image:
+      headers.append((is_grey(image), image.size))
+  colour = not all(grey for grey, _ in headers)
+  first = headers[0][1]
+  for file, (_, size) in zip(files, headers):
+    if options.size is None and size != first:
+      raise DataError(
+          f"{file} is {size[0]}x{size[1]} but {files[0]} is "
+          f"{first[0]}x{first[1]}: pass --image_size=N to centre-crop and "
+          "resize every image to NxN.")
+  out = None
+  for i, file in enumerate(files):
+    with _read(file, pixels=True) as image:
+      array = to_array(image, options, colour)
+    if out is None:
+      out = np.empty((len(files),) + array.shape, np.uint8)
+    out[i] = array
+  return out
 
 
 def cache_path(key: str, cache_dir: Optional[str]) -> str:
