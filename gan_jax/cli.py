@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 
 from absl import app, flags
 
-from gan_jax import console, parallel, train
+from gan_jax import compilation_cache, console, parallel, train
 from gan_jax.config import GROUPS, RunConfig, field_types
 from gan_jax.errors import Preempted, UserError
 from gan_jax.family import Family
@@ -124,11 +124,13 @@ def grouped_help() -> str:
 
 
 def run(main: Callable) -> None:
-  """absl's app.run, with the libraries' log chatter filtered, and `--help`
+  """absl's app.run, with the libraries' log chatter filtered, the
+  persistent compilation cache on (gan_jax.compilation_cache), and `--help`
   listing the flags defined here by topic."""
 
   def main_with_quiet_logs(argv):
     console.quiet_library_logs()
+    compilation_cache.enable()
     return main(argv)
 
   def parse(argv):

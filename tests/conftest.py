@@ -3,9 +3,11 @@
 import dataclasses
 import gzip
 import os
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 import jax
@@ -20,6 +22,24 @@ from gan_jax.families import gan
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def pytest_configure(config):
+  """One persistent compilation cache for the whole session, new each run:
+  the many tests (and the commands they run) that compile the same tiny
+  steps compile them once. It is shared with pytest-xdist's workers and the
+  subprocesses through the environment, so the controller sets it before
+  they start; nothing is reused from an earlier run."""
+  if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    config.gan_jax_xla_cache = tempfile.mkdtemp(prefix="gan_jax_tests_xla_")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = config.gan_jax_xla_cache
+  jax.config.update("jax_compilation_cache_dir",
+                    os.environ["JAX_COMPILATION_CACHE_DIR"])
+
+
+def pytest_unconfigure(config):
+  if getattr(config, "gan_jax_xla_cache", None):
+    shutil.rmtree(config.gan_jax_xla_cache, ignore_errors=True)
 
 
 def run_module(module, *flags, timeout=300, env=None):

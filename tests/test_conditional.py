@@ -84,11 +84,10 @@ def test_sample_a_chosen_class_from_the_command_line(idx_dir, tmp_path):
   others = sampling.sample(run.family, run.state, 6, seed=0,
                            labels=np.full(6, 7))
   assert not np.array_equal(fours, others)
-  result = run_module("experiments.sample", f"--workdir={workdir}",
-                      "--label=11", f"--output={tmp_path / 'x.npz'}")
-  assert result.returncode == 1
-  assert result.stderr.strip().splitlines()[-1] == (
-      "error: --label=11 is not a class of this model (0..9).")
+  # experiments.sample prints it as one "error: ..." line (test_experiments).
+  with pytest.raises(ConfigError) as error:
+    runs.sample_to_files(workdir, 6, str(tmp_path / "x.npz"), labels=["11"])
+  assert str(error.value) == "--label=11 is not a class of this model (0..9)."
 
   # Scoring the run: every class in turn, and class_accuracy by default.
   classifier.train_classifier("bars", idx_dir, num_epochs=2, batch_size=32)

@@ -134,24 +134,28 @@ def _resnet_block_params(c_in, c_out, shortcut=True):
           + (c_in * c_out + c_out if shortcut else 0))
 
 
-def test_resnet_32_parameter_count():
+@pytest.mark.parametrize("arch,g_width,d_width,g_total,d_total", [
+    ("resnet", 256, 128, 4_276_739, 1_053_825),
+    ("resnet_small", 64, 64, 368_771, 264_769)])
+def test_resnet_32_parameter_count(arch, g_width, d_width, g_total, d_total):
   """SNGAN's CIFAR-10 networks: about 4.3M (G) and 1.05M (D) params."""
-  generator, discriminator = models.create("resnet", image_shape=(32, 32, 3))
+  generator, discriminator = models.create(arch, image_shape=(32, 32, 3))
   # Shapes only: no arrays are computed.
   g_vars = jax.eval_shape(lambda: generator.init(
       jax.random.key(0), jnp.ones((1, 128)), train=False))
   d_vars = jax.eval_shape(lambda: discriminator.init(
       jax.random.key(1), jnp.ones((1, 32, 32, 3)), train=False))
   bn = lambda c: 2 * c
-  g_expected = (128 * 16 * 256 + 16 * 256  # Dense to 4x4x256.
-                + 3 * (bn(256) + bn(256) + _resnet_block_params(256, 256))
-                + bn(256) + 9 * 256 * 3 + 3)  # Output conv.
-  d_expected = (_resnet_block_params(3, 128)  # Down to 16x16.
-                + _resnet_block_params(128, 128)  # Down to 8x8.
-                + 2 * _resnet_block_params(128, 128, shortcut=False)
-                + 128 + 1)  # Dense logit.
-  assert _count(g_vars["params"]) == g_expected == 4_276_739
-  assert _count(d_vars["params"]) == d_expected == 1_053_825
+  g, d = g_width, d_width
+  g_expected = (128 * 16 * g + 16 * g  # Dense to 4x4xg.
+                + 3 * (bn(g) + bn(g) + _resnet_block_params(g, g))
+                + bn(g) + 9 * g * 3 + 3)  # Output conv.
+  d_expected = (_resnet_block_params(3, d)  # Down to 16x16.
+                + _resnet_block_params(d, d)  # Down to 8x8.
+                + 2 * _resnet_block_params(d, d, shortcut=False)
+                + d + 1)  # Dense logit.
+  assert _count(g_vars["params"]) == g_expected == g_total
+  assert _count(d_vars["params"]) == d_expected == d_total
   # D is spectrally normalised (u, sigma per weight) and has no BatchNorm.
   stats = [jax.tree_util.keystr(path) for path, _ in
            jax.tree_util.tree_flatten_with_path(d_vars["batch_stats"])[0]]

@@ -35,6 +35,10 @@ ARCHITECTURES: Dict[str, Tuple[Callable[..., nn.Module],
                      functools.partial(DCGANDiscriminator, batch_norm=False)),
     # SNGAN's CIFAR-10 ResNets: G 256 channels, D 128 with spectral norm.
     "resnet": (ResNetGenerator, ResNetDiscriminator),
+    # The same ResNets at 64 channels in both players (~1/16 of G's and
+    # 1/4 of D's convolution FLOPs): for CPU budgets and small datasets.
+    "resnet_small": (functools.partial(ResNetGenerator, features=64),
+                     functools.partial(ResNetDiscriminator, features=64)),
     # Tiny variants for fast tests; same code paths as the real ones.
     "dcgan_tiny": (functools.partial(DCGANGenerator, features=8),
                    functools.partial(DCGANDiscriminator, features=8)),
