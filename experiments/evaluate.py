@@ -19,7 +19,7 @@ import sys
 
 from absl import flags
 
-from gan_jax import cli, evaluate, evaluator
+from gan_jax import cli, evaluate, evaluator, runs
 from gan_jax.errors import UserError
 from gan_jax.image_preprocessing import RESIZE_METHODS, ImageOptions
 from gan_jax.metrics import evaluation, extractors
@@ -76,11 +76,6 @@ def main(argv):
   if len(argv) > 1:
     sys.exit(f"error: unexpected arguments {argv[1:]}; "
              "flags look like --workdir=/tmp/run")
-  which = FLAGS.checkpoint
-  if which.isdigit():
-    which = int(which)
-  elif which not in ("latest", "best"):
-    sys.exit(f"error: --checkpoint={which!r} must be latest, best or a step.")
   config = evaluator.EvalConfig(
       dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
       tfds_data_dir=FLAGS.tfds_data_dir,
@@ -92,7 +87,8 @@ def main(argv):
       nll_samples=FLAGS.nll_samples, seed=FLAGS.seed)
   try:
     records = evaluate.run(config, workdir=FLAGS.workdir,
-                           samples=FLAGS.samples, which=which,
+                           samples=FLAGS.samples,
+                           which=runs.parse_which(FLAGS.checkpoint),
                            output=FLAGS.output, view=FLAGS.view)
   except UserError as e:
     sys.exit(f"error: {e}")

@@ -15,7 +15,7 @@ import sys
 
 from absl import flags
 
-from gan_jax import cli, interpolation
+from gan_jax import cli, interpolation, runs
 from gan_jax.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -39,12 +39,11 @@ flags.DEFINE_string("checkpoint", "latest", "latest, best or a step number.")
 def main(argv):
   if len(argv) > 1:
     sys.exit(f"error: unexpected arguments {argv[1:]}")
-  which = int(FLAGS.checkpoint) if FLAGS.checkpoint.isdigit() else \
-      FLAGS.checkpoint
   try:
     interpolation.interpolation_grid(
         FLAGS.workdir, FLAGS.output, mode=FLAGS.mode, steps=FLAGS.steps,
-        rows=FLAGS.rows, between=FLAGS.between, seed=FLAGS.seed, which=which,
+        rows=FLAGS.rows, between=FLAGS.between, seed=FLAGS.seed,
+        which=runs.parse_which(FLAGS.checkpoint),
         split=FLAGS.split, data_dir=FLAGS.data_dir)
   except UserError as e:
     sys.exit(f"error: {e}")

@@ -36,6 +36,16 @@ class Run:
   state: Any
 
 
+def parse_which(text: str) -> Which:
+  """--checkpoint's value: "latest", "best" or a step number."""
+  if text.isdigit():
+    return int(text)
+  if text not in ("latest", "best"):
+    raise ConfigError(f"--checkpoint={text!r} must be latest, best or a "
+                      "step number.")
+  return text
+
+
 def model_config(family: Family, record: checkpoint.RunRecord,
                  model: Optional[Any] = None) -> Any:
   """The model config of `record`; `model` if given (it must match)."""

@@ -10,7 +10,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from conftest import tiny_run_config
-from gan_jax import data, image_folder, runs
+from gan_jax import data, image_folder, probe, runs
 from gan_jax.errors import ConfigError, DataError
 from gan_jax.image_preprocessing import ImageOptions
 
@@ -192,3 +192,6 @@ def test_a_conditional_gan_trains_on_an_image_folder(tmp_path):
   with pytest.raises(ConfigError, match=r"a class name \(blue, red\)"):
     runs.sample_to_files(str(tmp_path / "run"), 3, str(tmp_path / "x.npz"),
                          labels=["green"])
+  # Without train/ and test/ folders, a probe would test on what it fitted.
+  with pytest.raises(ConfigError, match="is its training split"):
+    probe.probe_run(str(tmp_path / "run"))

@@ -28,6 +28,7 @@ from gan_jax.config import MAX_LATENT_DIM, Config, setting
 from gan_jax.errors import ConfigError
 from gan_jax.family import (DataSpec, Family, Preset, class_rows,
                             conditional_classes)
+from gan_jax.models import layers
 from gan_jax.models.conditioning import CLASS_HEADS
 from gan_jax.regularizers import Regularizer
 from gan_jax.state import GANState, PlayerState, create_state
@@ -284,6 +285,19 @@ def preview(state: GANState, key: Array, images: Array,
       images.shape[0], state.game.num_classes)}
 
 
+def features(state: GANState, images: Array) -> Mapping[str, Array]:
+  """D's hidden activations in eval mode, {layer: [N, ...]}: what it sows in
+  `layers.FEATURES` (a D of your own sows its own). The layers before a
+  conditional D's class head do not see the labels, so none are needed."""
+  num = images.shape[0]
+  labels = jnp.zeros((num,), jnp.int32) if state.game.num_classes else None
+  _, sown = state.game.discriminator.apply(
+      state.d.variables(), images, train=False, mutable=[layers.FEATURES],
+      **steps.labels_kwarg(labels))
+  return {name: values[-1] for name, values in
+          sown.get(layers.FEATURES, {}).items()}
+
+
 def describe_metrics(m: Mapping[str, float]) -> str:
   line = (f"d_loss {m['d_loss']:.3f}  g_loss {m['g_loss']:.3f}  D(x) "
           f"{m['d_real']:.2f}  D(G(z)) {m['d_fake']:.2f}  acc real/fake "
@@ -351,7 +365,8 @@ FAMILY = Family(
     init=init,
     train_step=steps.train_step,
     predict={"preview": preview, "generate": generate, "latents": latents,
-             "decode": decode, "classes": lambda state: state.game.num_classes},
+             "decode": decode, "features": features,
+             "classes": lambda state: state.game.num_classes},
     batches_per_step=lambda config: config.d_steps,
     describe_metrics=describe_metrics,
     eval_metrics=("fd", "score"),

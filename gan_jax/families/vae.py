@@ -34,6 +34,7 @@ import optax
 from flax import struct
 
 from gan_jax import likelihoods, models
+from gan_jax.models import layers
 from gan_jax.config import MAX_LATENT_DIM, Config, setting
 from gan_jax.errors import ConfigError
 from gan_jax.family import (DataSpec, Family, Preset, class_rows,
@@ -250,6 +251,21 @@ def encode(state: VAEState, images: Array, *,
                              labels)[0]
 
 
+def features(state: VAEState, images: Array) -> Mapping[str, Array]:
+  """The encoder's hidden activations, {layer: [N, ...]} (what it sows in
+  `layers.FEATURES`), and "mean", the posterior mean [N, latent_dim]."""
+  spec = state.spec
+  if spec.num_classes:
+    raise ConfigError("A conditional VAE's encoder is given each image's "
+                      "class, so its features cannot be probed for it; "
+                      "probe an unconditional run.")
+  inputs = spec.likelihood.encoder_input(spec.likelihood.fixed_targets(images))
+  (mean, _), sown = spec.encoder.apply(
+      {"params": state.params["encoder"]}, inputs, mutable=[layers.FEATURES])
+  return {**{name: values[-1] for name, values in
+             sown.get(layers.FEATURES, {}).items()}, "mean": mean}
+
+
 def reconstruct(state: VAEState, images: Array, *,
                 labels: Optional[Array] = None) -> Array:
   """decode(encode(images)): the mean image at the posterior mean."""
@@ -369,7 +385,7 @@ FAMILY = Family(
     predict={"preview": preview, "generate": generate, "latents": latents,
              "decode": decode, "encode": encode, "reconstruct": reconstruct,
              "elbo": elbo, "log_likelihood": log_likelihood,
-             "describe_data": describe_data,
+             "describe_data": describe_data, "features": features,
              "classes": lambda state: state.spec.num_classes},
     describe_metrics=describe_metrics,
     eval_metrics=("fd", "score", "elbo"),

@@ -146,6 +146,7 @@ class DCGANDiscriminator(nn.Module):
       if batch_norm:
         x = _batch_norm(train, self.fast_layers, **bn_kw)(x)
       x = nn.leaky_relu(x, 0.2)
+      self.sow(layers.FEATURES, f"block_{i}", x)
     return conditioning.logit_head(
         x.reshape(x.shape[0], -1), labels, self.num_classes, wrap,
         self.kernel_init, self.dtype, self.param_dtype, self.class_head, self)

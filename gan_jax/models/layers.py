@@ -30,6 +30,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# The collection every discriminator and encoder sows its hidden layers'
+# activations into, by layer name (e.g. "block_0"), for linear probes
+# (gan_jax.probe). Sowing costs nothing unless the collection is mutable.
+FEATURES = "features"
+
 Array = jax.Array
 Dtype = Any
 

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.models import conditioning
+from gan_jax.models import conditioning, layers
 
 Dtype = Any
 
@@ -95,9 +95,10 @@ class MLPDiscriminator(nn.Module):
     conditioning.check_labels(self, self.num_classes, labels)
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     x = x.reshape(x.shape[0], -1).astype(self.dtype)
-    for width in self.hidden:
+    for i, width in enumerate(self.hidden):
       x = Dropout(self.dropout_rate)(x, deterministic=not train)
       x = Maxout(width, self.pieces, **kw)(x)
+      self.sow(layers.FEATURES, f"hidden_{i}", x)
     x = Dropout(self.dropout_rate)(x, deterministic=not train)
     return conditioning.logit_head(
         x, labels, self.num_classes, lambda layer: layer,

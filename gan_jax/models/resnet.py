@@ -162,11 +162,12 @@ class ResNetDiscriminator(nn.Module):
     wrap = layers.spectral_wrapper(self.spectral_norm, train)
     h = x.astype(self.dtype)
     n_down = max(num_upsamplings(self.image_shape[0]) - 1, 2)
-    for i in range(n_down):
-      h = DiscriminatorBlock(features=self.features, first=i == 0, **kw)(h)
-    for _ in range(2):
-      h = DiscriminatorBlock(features=self.features, down=False, **kw)(h)
+    for i in range(n_down + 2):
+      h = DiscriminatorBlock(features=self.features, first=i == 0,
+                             down=i < n_down, **kw)(h)
+      self.sow(layers.FEATURES, f"block_{i}", h)
     h = jnp.sum(nn.relu(h), axis=(1, 2))  # Global sum pooling: [B, C].
+    self.sow(layers.FEATURES, "pooled", h)
     return conditioning.logit_head(h, labels, self.num_classes, wrap, _INIT,
                                    self.dtype, self.param_dtype,
                                    self.class_head, self)

@@ -50,8 +50,9 @@ class MLPEncoder(nn.Module):
   def __call__(self, x: jax.Array):
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     x = x.reshape(x.shape[0], -1).astype(self.dtype)
-    for width in self.hidden:
+    for i, width in enumerate(self.hidden):
       x = self.activation(nn.Dense(width, **kw)(x))
+      self.sow(layers.FEATURES, f"hidden_{i}", x)
     return _GaussianHead(self.latent_dim, **kw)(x)
 
 
@@ -94,7 +95,9 @@ class ConvEncoder(nn.Module):
     for i in range(num_upsamplings(self.image_shape[0])):
       x = self.activation(layers.Conv(self.features << i, (4, 4), (2, 2),
                                       **kw)(x))
+      self.sow(layers.FEATURES, f"block_{i}", x)
     x = self.activation(nn.Dense(self.hidden, **kw)(x.reshape(x.shape[0], -1)))
+    self.sow(layers.FEATURES, "hidden", x)
     return _GaussianHead(self.latent_dim, **kw)(x)
 
 
