@@ -162,18 +162,29 @@ class Evaluator:
                                metrics=metrics, seed=self.config.seed,
                                labels=labels, **context)
 
+  def requested_labels(self, classes: int) -> Optional[np.ndarray]:
+    """The classes a conditional model (of `classes`; 0: none) is asked
+    for: the reference's own labels, shuffled with the seed and cycled to
+    `num_samples`, so FD compares the same class proportions (an imbalanced
+    folder stays imbalanced); every class in turn if the reference has no
+    labels. class_accuracy scores whatever was asked for."""
+    if not classes:
+      return None
+    n = self.config.num_samples
+    real = np.asarray(self.real.labels, np.int32)
+    if not len(real) or real.min() < 0 or real.max() >= classes:
+      return np.arange(n, dtype=np.int32) % classes
+    real = np.random.default_rng(self.config.seed).permutation(real)
+    return real[np.arange(n) % len(real)]
+
   def generated(self, state: Any, **context: Any) -> Records:
     """The family's samples scored (`num_samples` of them), then its data
     metrics on the real images."""
     records = []
     if self.sample_metrics:
-      # A conditional model draws every class in turn, so FD sees the
-      # classes balanced and class_accuracy knows what was asked for.
-      classes = sampling.num_classes(self.family, state)
-      n = self.config.num_samples
-      labels = np.arange(n, dtype=np.int32) % classes if classes else None
-      images = sampling.sample(self.family, state, n, seed=self.config.seed,
-                               labels=labels)
+      labels = self.requested_labels(sampling.num_classes(self.family, state))
+      images = sampling.sample(self.family, state, self.config.num_samples,
+                               seed=self.config.seed, labels=labels)
       records += self(images, labels=labels, **context)
     for metric in self.data_metrics:
       records += self._data_metric(metric, state, context)

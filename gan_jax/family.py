@@ -26,6 +26,7 @@ Named predict functions, all pure (images are float [N, H, W, C] in [-1, 1]):
 | log_likelihood | (state, images, key, k) -> [N] IWAE bound   | evaluation (NLL)   |
 | classes        | (state) -> int (0: unconditional)           | --label, accuracy  |
 | features       | (state, images) -> {layer: [N, ...]}        | linear probes      |
+| translate      | (state, sources) -> images                  | translation tasks  |
 
 A conditional family's `generate` and `decode` also take `labels` int32 [N]
 as their last argument (default: every class in turn); its `preview` gets
@@ -51,7 +52,7 @@ Array = jax.Array
 Metrics = Dict[str, Array]
 PREDICT_NAMES = ("preview", "generate", "latents", "decode", "encode",
                  "reconstruct", "elbo", "log_likelihood", "describe_data",
-                 "classes", "features")
+                 "classes", "features", "translate")
 
 
 def conditional_classes(conditional: bool, num_classes: int,

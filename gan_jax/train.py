@@ -218,8 +218,9 @@ def _log_done(family: Family, workdir: str, start_step: int, done: int,
   if family.can("generate"):
     lines.append(f"  Sample: python -m experiments.sample --workdir={workdir}"
                  " --output=samples.npz --grid=samples.png")
-  lines.append(f"  Evaluate: python -m experiments.evaluate "
-               f"--workdir={workdir}")
+  if family.eval_metrics:
+    lines.append(f"  Evaluate: python -m experiments.evaluate "
+                 f"--workdir={workdir}")
   logging.info("\n".join(lines))
 
 

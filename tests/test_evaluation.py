@@ -3,12 +3,13 @@
 import dataclasses
 import json
 import os
+import types
 
 import numpy as np
 import pytest
 
 from conftest import make_digits, run_module, write_idx
-from gan_jax import evaluate, hashing
+from gan_jax import evaluate, evaluator, hashing
 from gan_jax.errors import ConfigError, DataError
 from gan_jax.metrics import classifier, evaluation, extractors
 
@@ -111,6 +112,21 @@ def test_class_accuracy_by_hand():
   assert per_class == [0.5, 1.0, 0.0]
   _, per_class = evaluation.class_accuracy(logits, np.array([0, 0, 0, 0]))
   assert per_class[0] == 0.25 and np.isnan(per_class[1])
+
+
+def test_a_conditional_model_is_asked_for_the_references_classes():
+  """FD compares like with like: an imbalanced reference (9 of class 0, 1
+  of class 1) gets samples in its proportions, not every class in turn."""
+  fake = types.SimpleNamespace(
+      config=evaluator.EvalConfig(num_samples=20, seed=3),
+      real=types.SimpleNamespace(labels=np.array([0] * 9 + [1])))
+  labels = evaluator.Evaluator.requested_labels(fake, classes=2)
+  assert labels.shape == (20,) and labels.dtype == np.int32
+  assert np.bincount(labels).tolist() == [18, 2]  # Two copies of 9:1.
+  assert evaluator.Evaluator.requested_labels(fake, classes=0) is None
+  fake.real.labels = np.full(10, -1)  # Unlabelled: every class in turn.
+  np.testing.assert_array_equal(
+      evaluator.Evaluator.requested_labels(fake, classes=3)[:4], [0, 1, 2, 0])
 
 
 def test_class_accuracy_of_samples_with_their_labels(toy, tmp_path):

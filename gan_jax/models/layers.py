@@ -327,3 +327,20 @@ class BatchNorm(nn.Module):
                          + (1 - self.momentum) * mean)
         ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
     return y.reshape(x.shape).astype(self.dtype)
+
+
+class Dropout(nn.Module):
+  """Inverted dropout whose mask is sharded like its input.
+
+  flax's nn.Dropout draws an unsharded mask, which explicit-sharding meshes
+  reject next to a batch-sharded input.
+  """
+  rate: float
+
+  @nn.compact
+  def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
+    if deterministic or self.rate == 0.0:
+      return x
+    keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.rate,
+                                x.shape, out_sharding=jax.typeof(x).sharding)
+    return jnp.where(keep, x / (1.0 - self.rate), jnp.zeros_like(x))

@@ -30,23 +30,6 @@ class Maxout(nn.Module):
     return y.reshape(x.shape[:-1] + (self.features, self.pieces)).max(-1)
 
 
-class Dropout(nn.Module):
-  """Inverted dropout whose mask is sharded like its input.
-
-  flax's nn.Dropout draws an unsharded mask, which explicit-sharding meshes
-  reject next to a batch-sharded input.
-  """
-  rate: float
-
-  @nn.compact
-  def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
-    if deterministic or self.rate == 0.0:
-      return x
-    keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.rate,
-                                x.shape, out_sharding=jax.typeof(x).sharding)
-    return jnp.where(keep, x / (1.0 - self.rate), jnp.zeros_like(x))
-
-
 class MLPGenerator(nn.Module):
   """z [B, latent_dim] (and labels [B] with num_classes) -> images
   [B, H, W, C] in [-1, 1]."""
@@ -96,10 +79,10 @@ class MLPDiscriminator(nn.Module):
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     x = x.reshape(x.shape[0], -1).astype(self.dtype)
     for i, width in enumerate(self.hidden):
-      x = Dropout(self.dropout_rate)(x, deterministic=not train)
+      x = layers.Dropout(self.dropout_rate)(x, deterministic=not train)
       x = Maxout(width, self.pieces, **kw)(x)
       self.sow(layers.FEATURES, f"hidden_{i}", x)
-    x = Dropout(self.dropout_rate)(x, deterministic=not train)
+    x = layers.Dropout(self.dropout_rate)(x, deterministic=not train)
     return conditioning.logit_head(
         x, labels, self.num_classes, lambda layer: layer,
         nn.initializers.lecun_normal(), self.dtype, self.param_dtype,

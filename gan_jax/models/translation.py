@@ -90,7 +90,7 @@ class UNetGenerator(nn.Module):
                                **kw)(nn.relu(x))
       x = _batch_norm(train, self.dtype, self.param_dtype)(x)
       if i < self.dropout_layers:
-        x = nn.Dropout(0.5, deterministic=not train)(x)
+        x = layers.Dropout(0.5)(x, deterministic=not train)
       x = jnp.concatenate([x, skips.pop()], axis=-1)
     x = layers.ConvTranspose(self.out_channels, (4, 4), (2, 2),
                              **kw)(nn.relu(x))

@@ -1,0 +1,65 @@
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import run_module
+from gan_jax.families import pix2pix
+from gan_jax.family import DataSpec
+
+
+def _state(**changes):
+  config = pix2pix.Pix2PixConfig(features=4, **changes).validate()
+  return pix2pix.FAMILY.init(config, DataSpec((28, 28, 1)), jax.random.key(0))
+
+
+def _batch(seed=0):
+  images = jax.random.uniform(jax.random.key(seed), (8, 28, 28, 1),
+                              minval=-1.0)
+  return {"image": images, "label": np.zeros(8, np.int32)}
+
+
+@pytest.mark.parametrize("adversarial", [True, False])
+def test_losses_compose_and_l1_falls(adversarial):
+  state = _state(adversarial=adversarial, task="inpaint", lr=1e-3)
+  d_params = state.d.params
+  step = jax.jit(pix2pix.train_step)
+  batch = _batch()
+  l1 = []
+  for _ in range(5):
+    state, metrics = step(state, batch)
+    l1.append(float(metrics["g_l1"]))
+    # The generator's objective: adversarial term + lambda * L1.
+    np.testing.assert_allclose(
+        metrics["g_loss"], metrics["g_adv"] + 100.0 * metrics["g_l1"],
+        rtol=1e-5)
+  assert l1[-1] < l1[0]
+  moved = jax.tree.leaves(jax.tree.map(
+      lambda a, b: float(np.max(np.abs(a - b))), state.d.params, d_params))
+  if adversarial:
+    assert max(moved) > 0 and 0 < float(metrics["d_real"]) < 1
+  else:  # The L1-only ablation never trains D, nor reports it.
+    assert max(moved) == 0 and "d_loss" not in metrics
+    assert float(metrics["g_adv"]) == 0.0
+
+
+def test_the_preview_rows_are_source_output_target():
+  state = _state(task="denoise")
+  images = _batch()["image"][:3]
+  rows = pix2pix.preview(state, jax.random.key(5), images)["translations"]
+  assert rows.shape == (3, 3, 28, 28, 1)
+  np.testing.assert_array_equal(rows[:, 2], images)
+  np.testing.assert_array_equal(
+      rows[:, 1], pix2pix.translate(state, rows[:, 0]))
+
+
+def test_train_from_the_command_line(idx_dir, tmp_path):
+  workdir = tmp_path / "run"
+  result = run_module("experiments.pix2pix", f"--workdir={workdir}",
+                      f"--data_dir={idx_dir}", "--preset=tiny",
+                      "--task=superres", "--num_steps=2", "--log_every=1",
+                      "--sample_every=2", "--checkpoint_every=2")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "L1" in result.stderr and "D(s, G(s))" in result.stderr
+  assert os.listdir(workdir / "samples") == ["translations_step_0000002.png"]
