@@ -6,6 +6,8 @@ r"""gan_jax against its PyTorch twins, side by side: alternate runs, ratios.
         --rows=gan:dcgan:64,gan:resnet:64:32 --steps=20
     python benchmarks/compare_torch.py --torch_python=... \
         --rows=gan:dcgan:64:28:conditional,gan:dcgan:64:28:acgan,gan:dcgan:64:28:diffaugment
+    python benchmarks/compare_torch.py --torch_python=... --steps=10 \
+        --rows=pix2pix:default:64:28,cyclegan:default:16:64
 
 Each row is family:arch:batch[:image size[:variant]] (default 28x28, the
 library as shipped; variants: train_speed.py's MODEL_VARIANTS, whose twins
@@ -26,7 +28,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TWINS = {"vae": "torch_vae.py", "gan": "torch_dcgan.py",
-         "gan:resnet": "torch_resnet_gan.py"}
+         "gan:resnet": "torch_resnet_gan.py",
+         "pix2pix": "torch_translation.py", "cyclegan": "torch_translation.py"}
 # The twin's flags for each of train_speed.py's model variants.
 TWIN_VARIANTS = {"fast": [], "conditional": ["--conditional=projection"],
                  "acgan": ["--conditional=acgan"],
@@ -65,6 +68,8 @@ def main():
               *TWIN_VARIANTS[variant]]
       if family == "vae":
         twin.append(f"--arch={arch}")
+      if family in ("pix2pix", "cyclegan"):
+        twin += [f"--family={family}", f"--image_size={size}"]
       result = _last_json(twin)
       torch_rates.append(result["images_per_sec"])
     jax_median = statistics.median(jax_rates)

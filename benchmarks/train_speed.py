@@ -5,6 +5,8 @@ r"""Speed of a family's `train_step`: images/sec, compile time, peak memory.
         --image_sizes=28 --variants=fast,reference,no_xla_flag
     python benchmarks/train_speed.py --family=vae --archs=mlp,conv \
         --image_sizes=28 --batch_sizes=128   # beside benchmarks/torch_vae.py
+    python benchmarks/train_speed.py --family=pix2pix --archs=default \
+        --image_sizes=28 --batch_sizes=64    # beside torch_translation.py
 
 Each configuration runs in its own subprocess, so its peak memory (host RSS,
 and the device's peak bytes where the backend reports them) is its own, and so
@@ -22,7 +24,9 @@ that XLA_FLAGS can differ between variants:
 One JSON line per configuration, then a summary line. The step is the
 family's `train_step` on a fixed batch (for the GAN one discriminator and one
 generator update; data loading is not timed); images/sec is the best of
-`--repeats` timed windows of `--steps`.
+`--repeats` timed windows of `--steps`, counting one batch per step (for
+CycleGAN, one domain's batch of the two it translates). A family whose
+config has no `arch` (pix2pix, CycleGAN) takes `--archs=default`.
 """
 
 import argparse
@@ -70,6 +74,7 @@ def measure(family_name: str, arch: str, image_size: int, batch_size: int,
   """Runs in the child process: times one configuration."""
   sys.path.insert(0, REPO)
   import gan_jax  # pylint: disable=g-import-not-at-top,unused-import
+  import dataclasses  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   # pylint: disable=g-import-not-at-top
   from gan_jax import families, models
@@ -77,7 +82,11 @@ def measure(family_name: str, arch: str, image_size: int, batch_size: int,
 
   family = families.get(family_name)
   changes, num_classes = MODEL_VARIANTS.get(variant, ({}, 0))
-  config = family.config(arch=arch, **changes)
+  if any(f.name == "arch" for f in dataclasses.fields(family.config)):
+    changes = dict(changes, arch=arch)
+  elif arch != "default":
+    sys.exit(f"The {family_name} family has no --arch: pass --archs=default.")
+  config = family.config(**changes)
   channels = 1 if image_size == 28 else 3
   shape = (image_size, image_size, channels)
   if variant == "reference":  # flax's own layers in the same GAN networks.
@@ -86,8 +95,10 @@ def measure(family_name: str, arch: str, image_size: int, batch_size: int,
         generator=make_g(image_shape=shape, fast_layers=False),
         discriminator=make_d(image_shape=shape, fast_layers=False))
   state = family.init(config, DataSpec(shape, num_classes), jax.random.key(0))
-  batch = {"image": jax.random.uniform(jax.random.key(0), (batch_size,) + shape,
-                                       minval=-1.0, maxval=1.0),
+  stacked = family.batches_per_step(config)
+  batch = {"image": jax.random.uniform(
+      jax.random.key(0), ((stacked,) if stacked > 1 else ()) + (batch_size,)
+      + shape, minval=-1.0, maxval=1.0),
            "label": jax.numpy.arange(batch_size) % max(num_classes, 1)}
   train_step = jax.jit(family.train_step, donate_argnums=0)
 

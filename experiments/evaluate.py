@@ -7,7 +7,10 @@ r"""Scores a run's checkpoint, or any .npz of images, against real data.
 
 Prints one JSON line per metric (FD, classifier score, KID, precision,
 recall, density, coverage, class coverage; for a VAE also the test ELBO, and
-with --metrics=...,nll its IWAE bound), each with its protocol: sample
+with --metrics=...,nll its IWAE bound; for pix2pix and CycleGAN, those of
+the translations of held-out sources, L1, PSNR and SSIM against their true
+targets and cycle_l1, each also for the identity baseline, "output":
+"identity"), each with its protocol: sample
 counts, reference split, extractor and weights hash, resize, seed; and writes
 them as a JSON list (default <workdir>/eval/<checkpoint>_step_<step>.json or
 <samples>.eval.json). With --workdir, --dataset and --data_dir default to the
@@ -61,9 +64,11 @@ flags.DEFINE_string("inception_weights", None,
                     "pt_inception-2015-12-05-6726825d.pth or its .npz.")
 flags.DEFINE_list(
     "metrics", None,
-    f"Any of {', '.join(list(evaluation.METRICS) + list(evaluator.DATA_METRICS))}"
-    " (default: every sample metric, and elbo for a VAE; nll is the IWAE "
-    "bound with --nll_samples, minutes per 10k images on a CPU).")
+    "Any of " + ", ".join([*evaluation.METRICS, *evaluator.DATA_METRICS,
+                           *evaluator.TRANSLATION_METRICS]) +
+    " (default: every sample metric, and elbo for a VAE, l1, psnr, ssim "
+    "(and cycle_l1) for a translation run; nll is the IWAE bound with "
+    "--nll_samples, minutes per 10k images on a CPU).")
 flags.DEFINE_integer("nll_samples", _DEFAULTS.nll_samples,
                      "Importance samples per image of the nll metric.")
 flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of latents and KID subsets.")

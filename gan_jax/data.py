@@ -297,50 +297,72 @@ def to_model_range(images: np.ndarray) -> np.ndarray:
 
 def batches(dataset: Dataset, batch_size: int, *, seed: int,
             start_step: int = 0, batches_per_step: int = 1,
-            process_index: int = 0, process_count: int = 1
-            ) -> Iterator[Dict[str, np.ndarray]]:
+            by_label: bool = False, process_index: int = 0,
+            process_count: int = 1) -> Iterator[Dict[str, np.ndarray]]:
   """Endless stream of {"image": float32 [B, H, W, C], "label": int32 [B]}.
 
   The examples are read epoch after epoch, each epoch in its own permutation
   of `seed`, so the stream is a pure function of (seed, step): resuming at
   `start_step` yields exactly what an uninterrupted run saw there.
   `batches_per_step` > 1 stacks that many consecutive batches per step
-  ([k, B, ...], one per discriminator update). With several processes,
-  `batch_size` is the global batch and each process gets its own contiguous
-  rows of every global batch.
+  ([k, B, ...], one per discriminator update); with `by_label`, batch k of
+  each step is drawn from the examples labelled k alone, each label's
+  examples in their own epochs (two unpaired domains, say). With several
+  processes, `batch_size` is the global batch and each process gets its own
+  contiguous rows of every global batch.
   """
   if batch_size % process_count:
     raise DataError(f"--batch_size={batch_size} must divide by the "
                      f"{process_count} processes.")
-  n = len(dataset)
-  if n == 0:
+  if len(dataset) == 0:
     raise DataError("The dataset is empty.")
   local = batch_size // process_count
-  permutation_of = {}
-
-  def indices(start, count):
-    parts = []
-    while count:
-      epoch, offset = divmod(start, n)
-      if epoch not in permutation_of:
-        permutation_of.clear()  # Keep one epoch's permutation at a time.
-        permutation_of[epoch] = np.random.default_rng(
-            (seed, epoch)).permutation(n)
-      take = min(count, n - offset)
-      parts.append(permutation_of[epoch][offset:offset + take])
-      start, count = start + take, count - take
-    return np.concatenate(parts)
+  if by_label:
+    pools = [np.flatnonzero(dataset.labels == k)
+             for k in range(batches_per_step)]
+    for k, pool in enumerate(pools):
+      if not len(pool):
+        raise DataError(f"No example is labelled {k}, and each step draws "
+                        f"one batch from each of labels 0..{len(pools) - 1}.")
+    readers = [_epoch_reader(pool, (seed, k)) for k, pool in enumerate(pools)]
+  else:
+    readers = [_epoch_reader(np.arange(len(dataset)), (seed,))]
 
   step = start_step
   while True:
     rows = []
     for k in range(batches_per_step):
-      first = (step * batches_per_step + k) * batch_size
-      rows.append(indices(first + process_index * local, local))
+      read = readers[k] if by_label else readers[0]
+      position = step if by_label else step * batches_per_step + k
+      rows.append(read(position * batch_size + process_index * local, local))
     rows = np.stack(rows) if batches_per_step > 1 else rows[0]
     yield {"image": to_model_range(dataset.images[rows]),
            "label": dataset.labels[rows]}
     step += 1
+
+
+def _epoch_reader(pool: np.ndarray, seed: Tuple[int, ...]
+                  ) -> Callable[[int, int], np.ndarray]:
+  """read(start, count): elements start..start+count of the endless
+  sequence that runs through `pool` epoch after epoch, epoch e in the
+  permutation of (*seed, e)."""
+  n = len(pool)
+  permutation_of = {}
+
+  def read(start, count):
+    parts = []
+    while count:
+      epoch, offset = divmod(start, n)
+      if epoch not in permutation_of:
+        permutation_of.clear()  # Keep one epoch's permutation at a time.
+        permutation_of[epoch] = pool[np.random.default_rng(
+            (*seed, epoch)).permutation(n)]
+      take = min(count, n - offset)
+      parts.append(permutation_of[epoch][offset:offset + take])
+      start, count = start + take, count - take
+    return np.concatenate(parts)
+
+  return read
 
 
 def prefetch(iterator: Iterator[Any], put: Callable[[Any], Any],

@@ -5,13 +5,20 @@
     records = evaluator.generated(state, step=1000)   # one dict per metric
     records = Evaluator(config)(images)               # uint8 [N, H, W, C]
 
-Two kinds of metric, one protocol:
+Three kinds of metric, one protocol:
   * of samples (`gan_jax.metrics.evaluation.METRICS`: fd, score, kid,
     precision_recall, density_coverage, class_coverage): any family that can
     `generate`, or an .npz of anyone's images, through a feature extractor;
   * of the model on real images (`DATA_METRICS`): elbo (the ELBO and its
     terms) and nll (the IWAE bound with `nll_samples` samples), for families
-    that offer the `elbo` and `log_likelihood` predictions.
+    that offer the `elbo` and `log_likelihood` predictions;
+  * of a translation family (pix2pix, CycleGAN) on held-out sources, made
+    from the reference split by its `pairs` prediction: the sample metrics
+    of its translations against the real target domain, and, where the
+    sources have true targets, `PAIRED_METRICS` (l1, psnr, ssim), plus
+    cycle_l1 for a family that translates back (`reconstruct`). Each is
+    also given for the identity baseline (the sources themselves), in
+    records with "output": "identity" beside "output": "model".
 
 Every record carries its protocol: sample counts, dataset, split, a hash of
 the real images, the extractor and its weights hash, the seed, and what the
@@ -29,6 +36,7 @@ from gan_jax.errors import ConfigError
 from gan_jax.family import Family
 from gan_jax.image_preprocessing import ImageOptions
 from gan_jax.metrics import evaluation, extractors
+from gan_jax.metrics.paired import PAIRED_METRICS, paired_metrics
 
 Records = List[Dict[str, Any]]
 # Metrics of a model on real images, and the prediction each needs.
@@ -36,6 +44,9 @@ DATA_METRICS = {"elbo": "elbo", "nll": "log_likelihood"}
 # Images per jitted call of the data metrics: part of their protocol, since
 # the keys are fold_in(key(seed), batch index).
 DATA_METRIC_BATCH = {"elbo": 500, "nll": 100}
+# Metrics of a translation family's outputs against their true targets, and
+# of its round trip (reconstruct) against the sources.
+TRANSLATION_METRICS = PAIRED_METRICS + ("cycle_l1",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,23 +95,26 @@ class EvalConfig:
 
 
 def check_metrics(metrics: Sequence[str]) -> None:
-  unknown = [m for m in metrics
-             if m not in evaluation.METRICS and m not in DATA_METRICS]
+  known = [*evaluation.METRICS, *DATA_METRICS, *TRANSLATION_METRICS]
+  unknown = [m for m in metrics if m not in known]
   if unknown:
-    raise ConfigError(
-        f"--metrics has unknown {', '.join(unknown)}; choose from "
-        f"{', '.join([*evaluation.METRICS, *DATA_METRICS])}.")
+    raise ConfigError(f"--metrics has unknown {', '.join(unknown)}; choose "
+                      f"from {', '.join(known)}.")
 
 
 def default_metrics(family: Optional[Family]) -> Tuple[str, ...]:
   """Every sample metric the family supports, and elbo if it has one (and
-  class_accuracy where there are labels: `Evaluator.sample_metrics_for`)."""
+  class_accuracy where there are labels: `Evaluator.sample_metrics_for`);
+  for a translation family, the paired metrics and cycle_l1 too."""
   metrics = ()
-  if family is None or family.can("generate"):
+  if family is None or family.can("generate") or family.can("translate"):
     metrics += tuple(m for m in evaluation.METRICS
                      if m not in evaluation.LABELLED_METRICS)
   if family is not None and family.can("elbo"):
     metrics += ("elbo",)
+  if family is not None and family.can("translate"):
+    metrics += PAIRED_METRICS + (("cycle_l1",) if family.can("reconstruct")
+                                 else ())
   return metrics
 
 
@@ -114,12 +128,17 @@ class Evaluator:
     self.metrics = tuple(config.metrics or default_metrics(family))
     self.sample_metrics = [m for m in self.metrics if m in evaluation.METRICS]
     self.data_metrics = [m for m in self.metrics if m in DATA_METRICS]
-    for metric in self.data_metrics:
+    self.translation_metrics = [m for m in self.metrics
+                                if m in TRANSLATION_METRICS]
+    self.translates = family is not None and family.can("translate")
+    for metric in self.data_metrics + self.translation_metrics:
       if family is None:
         raise ConfigError(f"--metrics={metric} scores a model, not images: "
                           "evaluate a --workdir.")
-      family.get(DATA_METRICS[metric])
-    if self.sample_metrics and family is not None:
+      family.get(DATA_METRICS.get(metric, "translate"))
+    if "cycle_l1" in self.translation_metrics:
+      family.get("reconstruct")
+    if self.sample_metrics and family is not None and not self.translates:
       family.get("generate")
     self.real = evaluation.real_images(config.dataset, config.reference_split,
                                        config.data_dir, config.num_real,
@@ -138,9 +157,11 @@ class Evaluator:
           evaluation.check_logits(self.sample_metrics, self.extractor)
         self.sample_metrics = [m for m in self.sample_metrics
                                if m not in evaluation.LOGIT_METRICS]
-      self.reference = evaluation.real_reference(
-          self.extractor, config.dataset, config.reference_split,
-          config.data_dir, config.num_real, config.cache_dir, real=self.real)
+      if not self.translates:  # Theirs is the target domain (`pairs`).
+        self.reference = evaluation.real_reference(
+            self.extractor, config.dataset, config.reference_split,
+            config.data_dir, config.num_real, config.cache_dir,
+            real=self.real)
 
   def sample_metrics_for(self, labels: Optional[np.ndarray]) -> List[str]:
     """The sample metrics to compute: by default, class_accuracy too when
@@ -179,7 +200,10 @@ class Evaluator:
 
   def generated(self, state: Any, **context: Any) -> Records:
     """The family's samples scored (`num_samples` of them), then its data
-    metrics on the real images."""
+    metrics on the real images; a translation family's translations of the
+    held-out sources instead of samples."""
+    if self.translates:
+      return self._translations(state, context)
     records = []
     if self.sample_metrics:
       labels = self.requested_labels(sampling.num_classes(self.family, state))
@@ -188,6 +212,45 @@ class Evaluator:
       records += self(images, labels=labels, **context)
     for metric in self.data_metrics:
       records += self._data_metric(metric, state, context)
+    return records
+
+  def _translations(self, state: Any, context: Dict[str, Any]) -> Records:
+    """The translation family's records, and the identity baseline's."""
+    pairs = self.family.get("pairs")(state, self.real.images,
+                                     self.real.labels, self.config.seed)
+    outputs = sampling.translate(self.family, state, pairs.sources)
+    identity = sampling.to_uint8(np.broadcast_to(
+        pairs.sources, pairs.sources.shape[:-1] + outputs.shape[-1:]))
+    reference = None
+    if self.sample_metrics:
+      reference = evaluation.real_reference(
+          self.extractor, self.config.dataset, self.config.reference_split,
+          cache_dir=self.config.cache_dir,
+          real=data.Dataset(pairs.targets, pairs.target_labels))
+    protocol = {"num_sources": len(pairs.sources),
+                "num_targets": len(pairs.targets),
+                "dataset": self.config.dataset,
+                "reference_split": self.config.reference_split,
+                "reference_sha256": hashing.tree_sha256(self.real.images),
+                "seed": self.config.seed, **context}
+    records = []
+    for output, images in (("model", outputs), ("identity", identity)):
+      if reference is not None:
+        records += evaluation.evaluate(
+            images, self.extractor, reference, metrics=self.sample_metrics,
+            seed=self.config.seed, output=output, **context)
+      paired = [m for m in self.translation_metrics if m in PAIRED_METRICS]
+      if paired and pairs.truth is not None:
+        scores = paired_metrics(images, pairs.truth)
+        records += [{"metric": m, **scores[m], "units": "[0, 1] pixels",
+                     "output": output, **protocol} for m in paired]
+    if "cycle_l1" in self.translation_metrics:
+      round_trip = sampling.translate(self.family, state, pairs.sources,
+                                      prediction="reconstruct")
+      score = paired_metrics(round_trip, sampling.to_uint8(pairs.sources))
+      records.append({"metric": "cycle_l1", **score["l1"],
+                      "units": "[0, 1] pixels", "output": "model",
+                      **protocol})
     return records
 
   def _data_metric(self, metric: str, state: Any,

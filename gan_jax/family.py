@@ -27,6 +27,7 @@ Named predict functions, all pure (images are float [N, H, W, C] in [-1, 1]):
 | classes        | (state) -> int (0: unconditional)           | --label, accuracy  |
 | features       | (state, images) -> {layer: [N, ...]}        | linear probes      |
 | translate      | (state, sources) -> images                  | translation tasks  |
+| pairs          | (state, images uint8, labels, seed) -> HeldOutPairs | translation metrics (host) |
 
 A conditional family's `generate` and `decode` also take `labels` int32 [N]
 as their last argument (default: every class in turn); its `preview` gets
@@ -52,7 +53,7 @@ Array = jax.Array
 Metrics = Dict[str, Array]
 PREDICT_NAMES = ("preview", "generate", "latents", "decode", "encode",
                  "reconstruct", "elbo", "log_likelihood", "describe_data",
-                 "classes", "features", "translate")
+                 "classes", "features", "translate", "pairs")
 
 
 def conditional_classes(conditional: bool, num_classes: int,
@@ -110,6 +111,17 @@ class DataSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class HeldOutPairs:
+  """What a translation family is scored on, made from a real split by its
+  `pairs` prediction: the sources to translate, the real target domain
+  (FD's reference) and, where each source has one, its true target."""
+  sources: np.ndarray  # float32 [M, H, W, Cs] in [-1, 1]
+  targets: np.ndarray  # uint8 [K, H, W, C]: real images of the target domain
+  target_labels: np.ndarray  # int32 [K]; -1 where unlabelled
+  truth: Optional[np.ndarray] = None  # uint8 [M, H, W, C]; None: unpaired
+
+
+@dataclasses.dataclass(frozen=True)
 class Preset:
   """A named configuration: run and model settings that flags may override.
 
@@ -138,6 +150,11 @@ class Family:
       "label": int32 [B]}; metrics are float32 scalars.
     predict: named pure functions (module docstring).
     batches_per_step: model_config -> real batches one step consumes.
+    batches_by_label: draw stacked batch k from the examples labelled k
+      (e.g. CycleGAN's two domains; gan_jax.data.batches).
+    prepare_data: (model_config, images uint8 [N, H, W, C], labels int [N])
+      -> (images, labels): what the family trains on, made from the loaded
+      data on the host, once (e.g. CycleGAN's domains); None: as loaded.
     describe_metrics: metrics -> the console log line's middle part.
     eval_metrics: what --eval_every computes (gan_jax.evaluator names).
     run_defaults: RunConfig values the family's command line starts from.
@@ -152,6 +169,9 @@ class Family:
   train_step: Callable[[Any, Dict[str, Array]], Tuple[Any, Metrics]]
   predict: Mapping[str, Callable[..., Any]]
   batches_per_step: Callable[[Any], int] = lambda model_config: 1
+  batches_by_label: bool = False
+  prepare_data: Optional[Callable[[Any, np.ndarray, np.ndarray],
+                                  Tuple[np.ndarray, np.ndarray]]] = None
   describe_metrics: Callable[[Mapping[str, float]], str] = describe_all
   eval_metrics: Tuple[str, ...] = ("fd", "score")
   run_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)

@@ -79,23 +79,27 @@ def max_pool_to_grid(x: Array, grid: int) -> Array:
   return jnp.max(x, axis=(2, 4)).reshape(n, -1)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _pooled(features_fn, state, images: Array, grid: int) -> Features:
+  """One batch's pooled features; compiled once per (features_fn, shapes),
+  so every split and source of a probe shares the compilation."""
+  return {name: max_pool_to_grid(value.astype(jnp.float32), grid)
+          for name, value in features_fn(state, images).items()}
+
+
 def extract(features_fn: Callable[[Any, Array], Mapping[str, Array]],
             state: Any, images: np.ndarray, grid: int = 4,
             batch_size: int = 500) -> Features:
   """features_fn(state, images in [-1, 1]) pooled by `max_pool_to_grid`,
   for uint8 images [N, H, W, C], in batches: {layer: float32 [N, F]}."""
 
-  @jax.jit
-  def pooled(state, x):
-    return {name: max_pool_to_grid(value.astype(jnp.float32), grid)
-            for name, value in features_fn(state, x).items()}
-
   chunks: Dict[str, List[np.ndarray]] = {}
   for start in range(0, len(images), batch_size):
     batch = images[start:start + batch_size]
     padded = np.zeros((batch_size,) + images.shape[1:], images.dtype)
     padded[:len(batch)] = batch  # One shape: one compilation.
-    for name, value in pooled(state, data.to_model_range(padded)).items():
+    for name, value in _pooled(features_fn, state,
+                               data.to_model_range(padded), grid).items():
       chunks.setdefault(name, []).append(np.asarray(value)[:len(batch)])
   return {name: np.concatenate(parts) for name, parts in chunks.items()}
 

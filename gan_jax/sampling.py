@@ -82,6 +82,22 @@ def sample(family: Family, state: Any, num_samples: int, seed: int = 0,
   return np.concatenate(out)[:num_samples]
 
 
+def translate(family: Family, state: Any, sources: np.ndarray,
+              batch_size: int = 256, prediction: str = "translate"
+              ) -> np.ndarray:
+  """`family.predict[prediction]` (translate, or reconstruct: there and
+  back) of sources float [N, H, W, Cs] in [-1, 1], in batches (the last
+  padded): uint8 [N, H, W, C]."""
+  translate = jax.jit(family.get(prediction))
+  out = []
+  for start in range(0, len(sources), batch_size):
+    chunk = sources[start:start + batch_size]
+    padded = np.concatenate(
+        [chunk, np.repeat(chunk[:1], batch_size - len(chunk), axis=0)])
+    out.append(to_uint8(translate(state, padded))[:len(chunk)])
+  return np.concatenate(out)
+
+
 def requested_labels(requests: Sequence[str], num_samples: int,
                      classes: int, class_names: Sequence[str] = ()
                      ) -> np.ndarray:

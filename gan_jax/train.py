@@ -251,6 +251,10 @@ def _train(family: Family, model: Any, run: RunConfig, workdir: str,
     lock.acquire()
   dataset = data.load(run.dataset, run.split, run.data_dir, run.tfds_data_dir,
                       image=run.image_options())
+  data_sha256 = dataset.sha256  # Of the data as loaded, which resumes check.
+  if family.prepare_data:
+    dataset = data.Dataset(*family.prepare_data(model, dataset.images,
+                                                dataset.labels))
   data_spec = DataSpec.of(dataset.images, dataset.labels)
   logging.info("Data: %d images of shape %s from %s.", len(dataset),
                data_spec.image_shape, run.data_dir or f"TFDS {run.dataset}")
@@ -258,7 +262,7 @@ def _train(family: Family, model: Any, run: RunConfig, workdir: str,
     logging.info("Classes: %s.", ", ".join(
         f"{i} {name}" for i, name in enumerate(dataset.class_names)))
   record = run_record(family, model, run, data_spec,
-                      dataset.sha256, dataset.class_names)
+                      data_sha256, dataset.class_names)
 
   mesh = parallel.make_mesh()
   parallel.check_batch_size(run.batch_size, mesh)
@@ -315,6 +319,7 @@ def _train(family: Family, model: Any, run: RunConfig, workdir: str,
     return data.prefetch(
         data.batches(dataset, run.batch_size, seed=run.seed, start_step=step,
                      batches_per_step=batches_per_step,
+                     by_label=family.batches_by_label,
                      process_index=jax.process_index(),
                      process_count=jax.process_count()),
         put=functools.partial(parallel.put_batch, sharding=batch_sharding))

@@ -5,13 +5,17 @@ import json
 import os
 import types
 
+import jax
 import numpy as np
 import pytest
 
 from conftest import make_digits, run_module, write_idx
-from gan_jax import evaluate, evaluator, hashing
+from gan_jax import corruptions, data, evaluate, evaluator, hashing, sampling
 from gan_jax.errors import ConfigError, DataError
+from gan_jax.families import cyclegan, pix2pix
+from gan_jax.family import DataSpec
 from gan_jax.metrics import classifier, evaluation, extractors
+from gan_jax.metrics.paired import paired_metrics
 
 PROTOCOL = {"metric", "value", "num_real", "num_generated", "dataset",
             "reference_split", "reference_sha256", "extractor",
@@ -326,3 +330,56 @@ def test_known_data_named_otherwise_is_refused_before_any_training(
   with pytest.raises(DataError, match="pass --dataset=fashion_mnist"):
     evaluate.Evaluator(config)
   assert not root.exists() and not (tmp_path / "reference").exists()
+
+
+def test_a_translation_family_is_scored_with_its_identity_baseline(toy):
+  config, _ = toy
+  model = pix2pix.Pix2PixConfig(features=4, num_downs=2).validate()
+  state = pix2pix.init(model, DataSpec((28, 28, 1)), jax.random.key(0))
+  records = evaluate.Evaluator(config, pix2pix.FAMILY).generated(state,
+                                                                 step=5)
+  by_output = {}
+  for record in records:
+    by_output.setdefault(record["output"], {})[record["metric"]] = record
+    assert record["step"] == 5 and record["dataset"] == "bars"
+  assert set(by_output) == {"model", "identity"}
+  for output in by_output.values():
+    assert set(output) == {"fd", "score", "kid", "precision", "recall",
+                           "density", "coverage", "class_coverage", "l1",
+                           "psnr", "ssim"}
+  # The held-out pairs: test image i corrupted with fold_in(key(0), i).
+  truth = _test_images()
+  sources = corruptions.corrupt_split("denoise", data.to_model_range(truth),
+                                      seed=0)
+  translated = sampling.translate(pix2pix.FAMILY, state, sources)
+  for output, images in (("model", translated),
+                         ("identity", sampling.to_uint8(sources))):
+    direct = paired_metrics(images, truth)
+    for metric in ("l1", "psnr", "ssim"):
+      np.testing.assert_allclose(by_output[output][metric]["value"],
+                                 direct[metric]["value"], rtol=1e-6)
+    assert by_output[output]["fd"]["num_generated"] == 64
+  # The noise is far from the bars: FD and L1 say so.
+  assert by_output["identity"]["l1"]["value"] > 0.1
+  assert by_output["identity"]["fd"]["value"] > 1.0
+
+
+def test_cyclegan_is_scored_against_the_other_half(toy):
+  config, _ = toy
+  model = cyclegan.CycleGANConfig(**cyclegan.PRESETS["tiny"].model).validate()
+  state = cyclegan.init(model, DataSpec((28, 28, 1)), jax.random.key(0))
+  config = dataclasses.replace(config, metrics=("fd", "l1", "cycle_l1"))
+  records = evaluate.Evaluator(config, cyclegan.FAMILY).generated(state)
+  got = {(r["metric"], r["output"]): r for r in records}
+  assert set(got) == {("fd", "model"), ("fd", "identity"), ("l1", "model"),
+                      ("l1", "identity"), ("cycle_l1", "model")}
+  # FD's reference is domain B: half of the 64 test images.
+  assert got["fd", "model"]["num_real"] == 32
+  sources, _, _, _ = cyclegan.domains("denoise", 0, _test_images(),
+                                      np.zeros(64, np.int32))
+  back = sampling.translate(cyclegan.FAMILY, state, sources,
+                            prediction="reconstruct")
+  np.testing.assert_allclose(
+      got["cycle_l1", "model"]["value"],
+      paired_metrics(back, sampling.to_uint8(sources))["l1"]["value"],
+      rtol=1e-6)

@@ -4,7 +4,8 @@
     family = families.get("vae")      # a gan_jax.family.Family
 
 Each family is one module: `gan` (gan.py; its step is gan_jax/steps.py),
-`vae` (vae.py) and `pix2pix` (pix2pix.py). The training loop never imports
+`vae` (vae.py), `pix2pix` (pix2pix.py) and `cyclegan`
+(cyclegan.py). The training loop never imports
 this package; commands that open a saved run use it to find the family the
 run recorded. A family of your own needs no entry here: pass it to
 `train.train_and_evaluate` and to `runs.load(..., family=...)`.
@@ -14,12 +15,13 @@ from typing import Dict
 
 from gan_jax.errors import ConfigError
 from gan_jax.family import Family
-from gan_jax.families import gan, pix2pix, vae
+from gan_jax.families import cyclegan, gan, pix2pix, vae
 
 FAMILIES: Dict[str, Family] = {
     gan.FAMILY.name: gan.FAMILY,
     vae.FAMILY.name: vae.FAMILY,
     pix2pix.FAMILY.name: pix2pix.FAMILY,
+    cyclegan.FAMILY.name: cyclegan.FAMILY,
 }
 
 

@@ -5,9 +5,12 @@
                                 DataSpec((28, 28, 1)), key)
     state, metrics = jax.jit(pix2pix.train_step, donate_argnums=0)(state, batch)
 
-The batch's real images are the targets; each step corrupts them into the
-sources with the task's seeded corruption (gan_jax.corruptions) and a key
-folded from the step, so a resumed run sees the same pairs. G is a U-Net,
+Each step makes its (source, target) pairs from the batch's real images
+(gan_jax.pairs): with a corruption task the targets are the images and the
+sources them corrupted with the task's seeded corruption
+(gan_jax.corruptions) and a key folded from the step, so a resumed run sees
+the same pairs; with task "aligned" each image holds source | target side
+by side (pix2pix's own datasets, and users' paired folders). G is a U-Net,
 D a PatchGAN that sees (source, image) (gan_jax.models.translation).
 
 One step, as the authors' code does it: G translates the sources once
@@ -26,14 +29,15 @@ from typing import Any, Dict, Mapping, Optional, Union
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
-from gan_jax import corruptions
+from gan_jax import data, pairs as pairs_lib, sampling
 from gan_jax.config import Config, setting
-from gan_jax.corruptions import Corruption
-from gan_jax.family import DataSpec, Family, Preset, step_key
+from gan_jax.family import DataSpec, Family, HeldOutPairs, Preset, step_key
 from gan_jax.models import translation
+from gan_jax.pairs import Pairing
 from gan_jax.state import PlayerState
 
 Array = jax.Array
@@ -44,10 +48,13 @@ class Pix2PixConfig(Config):
   """pix2pix's model: task, networks, objective and optimizer."""
 
   task: Union[str, Any] = setting(
-      "denoise", "Which corruption makes the sources from the real images.",
-      choices=sorted(corruptions.TASKS), group="model")
+      "denoise", "Which corruption makes the sources from the real images; "
+      "aligned: each image is source | target side by side (your own "
+      "pairs).", choices=sorted(pairs_lib.PAIRINGS), group="model")
   features: int = setting(64, "Channels of the U-Net's and PatchGAN's first "
                           "layer (the paper's 64).", group="model")
+  num_downs: int = setting(0, "U-Net halvings; 0: down to 1x1 (the "
+                           "paper's).", group="model")
   l1_weight: float = setting(100.0, "Weight of the L1 term (the paper's "
                              "lambda).", group="optimisation")
   adversarial: bool = setting(
@@ -63,6 +70,7 @@ class Pix2PixConfig(Config):
 
   def validate(self) -> "Pix2PixConfig":
     self.positive("lr", "features")
+    self.non_negative("num_downs")
     self.non_negative("l1_weight")
     self.in_unit_interval("b1", "b2")
     self.check_choices()
@@ -74,7 +82,7 @@ class Pix2PixSpec:
   """The static part of the state: networks, task, objective."""
   generator: Any
   discriminator: Any
-  task: Corruption
+  pairing: Pairing
   l1_weight: float
   adversarial: bool
 
@@ -91,13 +99,14 @@ class Pix2PixState:
 def init(config: Pix2PixConfig, data_spec: DataSpec,
          key: Array) -> Pix2PixState:
   """U-Net, PatchGAN and their Adam states for images of `data_spec`."""
-  shape = tuple(data_spec.image_shape)
-  task = corruptions.get(config.task)
+  pairing = pairs_lib.get(config.task)
+  source_shape, target_shape = pairing.shapes(tuple(data_spec.image_shape))
   generator, discriminator = translation.create(
-      shape, features=config.features, dtype=jnp.dtype(config.dtype))
+      target_shape, features=config.features, num_downs=config.num_downs,
+      dtype=jnp.dtype(config.dtype))
   g_key, d_key, run_key = jax.random.split(key, 3)
-  source = jnp.zeros((1,) + corruptions.source_shape(task, shape))
-  image = jnp.zeros((1,) + shape)
+  source = jnp.zeros((1,) + source_shape)
+  image = jnp.zeros((1,) + target_shape)
   optimizer = optax.adam(config.lr, b1=config.b1, b2=config.b2)
 
   def player(module, variables):
@@ -105,7 +114,7 @@ def init(config: Pix2PixConfig, data_spec: DataSpec,
                               params=variables["params"], tx=optimizer,
                               batch_stats=variables.get("batch_stats", {}))
 
-  spec = Pix2PixSpec(generator, discriminator, task, config.l1_weight,
+  spec = Pix2PixSpec(generator, discriminator, pairing, config.l1_weight,
                      config.adversarial)
   return Pix2PixState(
       g=player(generator, generator.init(g_key, source, train=False)),
@@ -136,11 +145,12 @@ def _update(player: PlayerState, grads, batch_stats) -> PlayerState:
 
 def train_step(state: Pix2PixState, batch: Dict[str, Array]
                ) -> "tuple[Pix2PixState, Dict[str, Array]]":
-  """One D and one G update on the batch's images, corrupted into sources.
+  """One D and one G update on the pairs made from the batch's images.
 
   Args:
     state: the pix2pix state.
-    batch: {"image": float [B, H, W, C] in [-1, 1], ...}: the targets.
+    batch: {"image": float [B, H, W, C] in [-1, 1], ...}: the targets (or
+      source | target side by side, task "aligned").
 
   Returns:
     (new state, metrics; see the module docstring).
@@ -148,8 +158,8 @@ def train_step(state: Pix2PixState, batch: Dict[str, Array]
   spec, g, d = state.spec, state.g, state.d
   key = step_key(state.rng, state.step)
   task_key, g_key, d_key = jax.random.split(key, 3)
-  target = batch["image"].astype(jnp.float32)
-  source = corruptions.corrupt(spec.task, task_key, target)
+  source, target = spec.pairing.split(task_key,
+                                      batch["image"].astype(jnp.float32))
 
   def translate(params):
     output, updates = g.apply_fn(
@@ -204,13 +214,25 @@ def translate(state: Pix2PixState, sources: Array) -> Array:
 
 def preview(state: Pix2PixState, key: Array, images: Array,
             labels: Optional[Array] = None) -> Mapping[str, Array]:
-  """Rows of source | output | target ([N, 3, H, W, C]) for real images,
-  corrupted with `key`; grey sources are shown in the targets' channels."""
+  """Rows of source | output | target ([N, 3, H, W, C]) of the pairs made
+  from real images with `key`; grey sources are shown in the targets'
+  channels."""
   del labels
-  source = corruptions.corrupt(state.spec.task, key, images)
+  source, target = state.spec.pairing.split(key, images)
   output = translate(state, source)
-  shown = jnp.broadcast_to(source, images.shape)
-  return {"translations": jnp.stack([shown, output, images], axis=1)}
+  shown = jnp.broadcast_to(source, target.shape)
+  return {"translations": jnp.stack([shown, output, target], axis=1)}
+
+
+def pairs(state: Pix2PixState, images, labels, seed: int) -> HeldOutPairs:
+  """Held-out pairs of real images uint8 [N, H, W, C] (host side): example
+  i's source made with fold_in(key(seed), i); its target is its truth."""
+  sources, targets = state.spec.pairing.held_out(
+      data.to_model_range(np.asarray(images)), seed)
+  targets = sampling.to_uint8(targets)
+  return HeldOutPairs(sources=np.asarray(sources, np.float32),
+                      targets=targets, target_labels=np.asarray(labels),
+                      truth=targets)
 
 
 def describe_metrics(m: Mapping[str, float]) -> str:
@@ -226,7 +248,7 @@ PRESETS = {
         doc="Test-sized networks (8 channels): seconds a run; the "
         "translations mean nothing.",
         run=dict(batch_size=8, num_grid_samples=4),
-        model=dict(features=8)),
+        model=dict(features=8, num_downs=2)),
 }
 
 FAMILY = Family(
@@ -234,7 +256,7 @@ FAMILY = Family(
     config=Pix2PixConfig,
     init=init,
     train_step=train_step,
-    predict={"preview": preview, "translate": translate},
+    predict={"preview": preview, "translate": translate, "pairs": pairs},
     describe_metrics=describe_metrics,
     eval_metrics=(),
     run_defaults=dict(batch_size=64, num_steps=5000),

@@ -26,6 +26,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.errors import ConfigError
 from gan_jax.models import layers
 from gan_jax.models.dcgan import paper_scale_init, paper_weight_init
 
@@ -63,6 +64,9 @@ class UNetGenerator(nn.Module):
   features: int = 64
   max_features: int = 512
   dropout_layers: int = 3  # Innermost decoder layers with dropout 0.5.
+  # Halvings; 0: down to 1x1 (the paper's; the authors' --netG unet_128
+  # and unet_256 are 7 and 8 at their sizes). Fewer: a coarser bottleneck.
+  num_downs: int = 0
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -75,6 +79,10 @@ class UNetGenerator(nn.Module):
     x = jnp.pad(source.astype(self.dtype),
                 ((0, 0), (0, side - height), (0, side - width), (0, 0)))
     depth = side.bit_length() - 1  # Halvings down to 1x1.
+    if self.num_downs > depth:
+      raise ConfigError(f"--num_downs={self.num_downs}: a {height}x{width} "
+                        f"image halves at most {depth} times.")
+    depth = self.num_downs or depth
     widths = [min(self.features << i, self.max_features) for i in range(depth)]
     skips = []
     for i, width_i in enumerate(widths):
@@ -128,10 +136,10 @@ class PatchDiscriminator(nn.Module):
 
 
 def create(image_shape: Tuple[int, int, int], features: int = 64,
-           **kwargs) -> Tuple[nn.Module, nn.Module]:
+           num_downs: int = 0, **kwargs) -> Tuple[nn.Module, nn.Module]:
   """pix2pix's (generator, discriminator) for images of `image_shape`."""
   generator = UNetGenerator(out_channels=image_shape[-1], features=features,
-                            **kwargs)
+                            num_downs=num_downs, **kwargs)
   discriminator = PatchDiscriminator(n_layers=patch_layers(image_shape[0]),
                                      features=features, **kwargs)
   return generator, discriminator
