@@ -147,10 +147,14 @@ def domains(task, split_seed: int, images: np.ndarray, labels: np.ndarray
 
 def prepare_data(config: CycleGANConfig, images: np.ndarray,
                  labels: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-  """The training data: domain A's images labelled 0, B's labelled 1."""
+  """The training data: domain A's images labelled 0, B's labelled 1,
+  interleaved (a0, b0, a1, b1, ...) so that the loop's preview grid, of the
+  first images, shows both domains."""
   a, _, b, _ = domains(config.task, config.split_seed, images, labels)
-  return (np.concatenate([sampling.to_uint8(a), b]),
-          np.repeat(np.int32([0, 1]), [len(a), len(b)]))
+  order = np.argsort(np.concatenate([np.arange(len(a)), np.arange(len(b))]),
+                     kind="stable")
+  return (np.concatenate([sampling.to_uint8(a), b])[order],
+          np.repeat(np.int32([0, 1]), [len(a), len(b)])[order])
 
 
 def pairs(state: CycleGANState, images, labels, seed: int) -> HeldOutPairs:
