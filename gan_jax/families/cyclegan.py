@@ -86,8 +86,8 @@ class CycleGANConfig(Config):
 
   def validate(self) -> "CycleGANConfig":
     self.positive("lr", "features")
-    self.non_negative("num_downs")
-    self.non_negative("cycle_weight", "identity_weight", "pool_size")
+    self.non_negative("num_downs", "cycle_weight", "identity_weight",
+                      "pool_size")
     self.in_unit_interval("b1", "b2")
     self.check_choices()
     return self

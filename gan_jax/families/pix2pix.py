@@ -70,8 +70,7 @@ class Pix2PixConfig(Config):
 
   def validate(self) -> "Pix2PixConfig":
     self.positive("lr", "features")
-    self.non_negative("num_downs")
-    self.non_negative("l1_weight")
+    self.non_negative("num_downs", "l1_weight")
     self.in_unit_interval("b1", "b2")
     self.check_choices()
     return self
