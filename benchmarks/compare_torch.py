@@ -6,12 +6,14 @@ r"""gan_jax against its PyTorch twins, side by side: alternate runs, ratios.
         --rows=gan:dcgan:64,gan:resnet:64:32 --steps=20
     python benchmarks/compare_torch.py --torch_python=... \
         --rows=gan:dcgan:64:28:conditional,gan:dcgan:64:28:acgan,gan:dcgan:64:28:diffaugment
+    python benchmarks/compare_torch.py --torch_python=... \
+        --rows=gan:dcgan_critic:64:28:r1,gan:dcgan_critic:64:28:wgan_gp
     python benchmarks/compare_torch.py --torch_python=... --steps=10 \
         --rows=pix2pix:default:64:28,cyclegan:default:16:64
 
 Each row is family:arch:batch[:image size[:variant]] (default 28x28, the
 library as shipped; variants: train_speed.py's MODEL_VARIANTS, whose twins
-are torch_dcgan.py's --conditional and --diffaugment). Each round runs the JAX step
+are torch_dcgan.py's --conditional, --diffaugment and --penalty). Each round runs the JAX step
 (benchmarks/train_speed.py's child, in its own process) and the PyTorch twin
 (benchmarks/torch_<family>.py, in its own process, with the interpreter of
 --torch_python, where torch is installed) one after the other, so both see
@@ -33,7 +35,8 @@ TWINS = {"vae": "torch_vae.py", "gan": "torch_dcgan.py",
 # The twin's flags for each of train_speed.py's model variants.
 TWIN_VARIANTS = {"fast": [], "conditional": ["--conditional=projection"],
                  "acgan": ["--conditional=acgan"],
-                 "diffaugment": ["--diffaugment"]}
+                 "diffaugment": ["--diffaugment"], "r1": ["--penalty=r1"],
+                 "wgan_gp": ["--penalty=wgan_gp"]}
 
 
 def _last_json(command):

@@ -14,6 +14,8 @@ Timing (random data, one JSON line):
                                                      # --diffaugment=color,translation,cutout
     python benchmarks/torch_dcgan.py --conditional=projection   # or acgan: 10
                                                      # classes, as --conditional [--class_head=acgan]
+    python benchmarks/torch_dcgan.py --penalty=r1    # or wgan_gp: the critic without
+                                                     # BatchNorm, as --arch=dcgan_critic --penalty=r1
 
 Training on real data, writing 10k eval-mode samples at each budget as
 <out>/torch_step_<N>.npz (score them with `experiments.evaluate --samples`):
@@ -35,7 +37,8 @@ from torch import nn
 LATENT_DIM = 100
 
 
-def make_models(latent_dim=LATENT_DIM):
+def make_models(latent_dim=LATENT_DIM, critic=False):
+  """The DCGAN pair; `critic`: D without BatchNorm (WGAN-GP's critic)."""
   generator = nn.Sequential(
       nn.Linear(latent_dim, 7 * 7 * 128, bias=False),
       nn.Unflatten(1, (128, 7, 7)), nn.BatchNorm2d(128), nn.ReLU(True),
@@ -44,7 +47,8 @@ def make_models(latent_dim=LATENT_DIM):
       nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Tanh())
   discriminator = nn.Sequential(
       nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.2, True),
-      nn.Conv2d(64, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128),
+      *((nn.Conv2d(64, 128, 4, 2, 1),) if critic else
+        (nn.Conv2d(64, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128))),
       nn.LeakyReLU(0.2, True), nn.Flatten(), nn.Linear(7 * 7 * 128, 1))
   return generator, discriminator
 
@@ -148,10 +152,11 @@ class Trainer:
   image)."""
 
   def __init__(self, init="paper", augment=lambda x: x, conditional=None,
-               num_classes=10):
+               num_classes=10, penalty=None):
     self.augment = augment
     self.conditional = conditional
-    self.generator, self.discriminator = make_models()
+    self.penalty = penalty
+    self.generator, self.discriminator = make_models(critic=bool(penalty))
     if conditional:
       self.generator = ConditionalGenerator(self.generator, num_classes)
       self.discriminator = ConditionalDiscriminator(self.discriminator,
@@ -186,6 +191,8 @@ class Trainer:
         fake.detach())
     d_loss = (self.criterion(real_logit, ones)
               + self.criterion(fake_logit, zeros) + real_class + fake_class)
+    if self.penalty:
+      d_loss = d_loss + self.gradient_penalty(real, fake.detach())
     d_loss.backward()
     self.d_opt.step()
     self.g_opt.zero_grad(set_to_none=True)
@@ -194,6 +201,22 @@ class Trainer:
     g_loss.backward()
     self.g_opt.step()
     return d_loss.item(), g_loss.item()
+
+  def gradient_penalty(self, real, fake, gamma=10.0):
+    """R1 (gamma/2 E||grad D(real)||^2) or WGAN-GP (gamma E(||grad
+    D(x_hat)|| - 1)^2), with the double backward of `create_graph=True`,
+    as gan_jax's --penalty (a separate pass of D, as there)."""
+    if self.penalty == "r1":
+      x = real.detach().requires_grad_(True)
+    else:
+      eps = torch.rand(real.shape[0], 1, 1, 1)
+      x = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    grad, = torch.autograd.grad(self.discriminator(x).sum(), x,
+                                create_graph=True)
+    norms = grad.flatten(1).pow(2).sum(1)
+    if self.penalty == "r1":
+      return gamma / 2 * norms.mean()
+    return gamma * (norms.clamp_min(1e-12).sqrt() - 1).pow(2).mean()
 
   @torch.no_grad()
   def samples(self, num, batch_size=500):
@@ -235,7 +258,7 @@ def train(args):
 def time_steps(args):
   trainer = Trainer(args.init,
                     diff_augment if args.diffaugment else (lambda x: x),
-                    args.conditional)
+                    args.conditional, penalty=args.penalty)
   real = torch.rand(args.batch_size, 1, 28, 28) * 2 - 1
   labels = torch.arange(args.batch_size) % 10
   for _ in range(args.warmup):
@@ -248,6 +271,7 @@ def time_steps(args):
       "framework": f"torch {torch.__version__}", "threads":
       torch.get_num_threads(), "batch_size": args.batch_size,
       "diffaugment": args.diffaugment, "conditional": args.conditional,
+      "penalty": args.penalty,
       "images_per_sec": round(args.steps * args.batch_size / elapsed, 1)}))
 
 
@@ -267,6 +291,8 @@ def main():
                       help="Time D on DiffAugment's color,translation,cutout.")
   parser.add_argument("--conditional", choices=("projection", "acgan"),
                       help="Time the 10-class conditional step.")
+  parser.add_argument("--penalty", choices=("r1", "wgan_gp"),
+                      help="Time the step with this gradient penalty.")
   args = parser.parse_args()
   torch.manual_seed(args.seed)
   if args.data_dir:

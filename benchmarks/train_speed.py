@@ -43,6 +43,9 @@ MODEL_VARIANTS = {
     "conditional": (dict(conditional=True), 10),
     "acgan": (dict(conditional=True, class_head="acgan"), 10),
     "diffaugment": (dict(diffaugment="color,translation,cutout"), 0),
+    "r1": (dict(penalty="r1"), 0),
+    "wgan_gp": (dict(penalty="wgan_gp"), 0),
+    "spectral_norm": (dict(spectral_norm=True), 0),
 }
 
 

@@ -28,6 +28,7 @@ Named predict functions, all pure (images are float [N, H, W, C] in [-1, 1]):
 | features       | (state, images) -> {layer: [N, ...]}        | linear probes      |
 | translate      | (state, sources) -> images                  | translation tasks  |
 | pairs          | (state, images uint8, labels, seed) -> HeldOutPairs | translation metrics (host) |
+| sampler        | (state) -> state that samples the same, faster | before many `generate` batches |
 
 A conditional family's `generate` and `decode` also take `labels` int32 [N]
 as their last argument (default: every class in turn); its `preview` gets
@@ -53,7 +54,7 @@ Array = jax.Array
 Metrics = Dict[str, Array]
 PREDICT_NAMES = ("preview", "generate", "latents", "decode", "encode",
                  "reconstruct", "elbo", "log_likelihood", "describe_data",
-                 "classes", "features", "translate", "pairs")
+                 "classes", "features", "translate", "pairs", "sampler")
 
 
 def conditional_classes(conditional: bool, num_classes: int,

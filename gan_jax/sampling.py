@@ -67,9 +67,12 @@ def sample(family: Family, state: Any, num_samples: int, seed: int = 0,
   """`num_samples` images of `family.predict["generate"]`: uint8 [N, H, W, C].
 
   Batch i is drawn with the key fold_in(key(seed), i). A conditional model
-  draws classes `labels` int [N] (default: every class in turn).
+  draws classes `labels` int [N] (default: every class in turn). The
+  family's `sampler`, if any, prepares the state once for all batches.
   """
   generate = jax.jit(family.get("generate"), static_argnums=2)
+  if family.can("sampler"):
+    state = jax.jit(family.get("sampler"))(state)
   out = []
   for i in range(-(-num_samples // batch_size)):
     key = jax.random.fold_in(jax.random.key(seed), i)

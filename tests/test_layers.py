@@ -50,6 +50,27 @@ def test_strided_conv_is_flax_conv(size, kernel, stride, channels):
   _assert_same_function(ref, ours, variables, x)
 
 
+@pytest.mark.parametrize("channels", [3, 24])  # Space-to-depth / strided.
+def test_conv_second_derivatives_are_flax_convs(channels):
+  """A gradient penalty's double backward (R1: E||grad_x D(x)||^2 by the
+  kernel and bias), and its gradient by the input, match flax's."""
+  ref = nn.Conv(6, (4, 4), (2, 2), padding="SAME")
+  ours = layers.Conv(6, (4, 4), (2, 2))
+  variables, x = _params_and_input(ref, (2, 8, 8, channels))
+
+  def penalty(module):
+    def of(v, x):
+      d = lambda x: jnp.sum(jnp.sin(module.apply(v, x)))
+      return jnp.sum(jnp.square(jax.grad(d)(x)))
+    return of
+
+  ref_grads = jax.grad(penalty(ref), argnums=(0, 1))(variables, x)
+  our_grads = jax.grad(penalty(ours), argnums=(0, 1))(variables, x)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4,
+                                                       rtol=1e-4),
+               our_grads, ref_grads)
+
+
 def test_rejects_unsupported_kernels():
   x = jnp.zeros((1, 4, 4, 1))
   with pytest.raises(ValueError, match="multiple of"):

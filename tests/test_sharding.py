@@ -100,6 +100,8 @@ LOOP_SCRIPT = textwrap.dedent("""
 # batch); the MLP case is class-conditional: labels sharded with the images.
 @pytest.mark.parametrize("changes", [
     dict(arch="dcgan_tiny", diffaugment="color,translation,cutout"),
+    # A penalty's double backward through layers.conv2d, sharded.
+    dict(arch="dcgan_tiny", penalty="r1"),
     dict(arch="mlp_tiny", conditional=True)])
 def test_training_on_8_devices_matches_1_device(idx_dir, tmp_path, changes):
   out = str(tmp_path / "eight.npz")
@@ -119,8 +121,11 @@ def test_training_on_8_devices_matches_1_device(idx_dir, tmp_path, changes):
   eight = np.load(out)
   leaves = jax.tree.leaves(single)
   assert len(leaves) == len(eight.files)
+  # The penalty's double backward sums the sharded batch in another order,
+  # and its second derivatives amplify that rounding.
+  atol = 1e-4 if "penalty" in changes else 2e-5
   for i, leaf in enumerate(leaves):
-    np.testing.assert_allclose(eight[f"arr_{i}"], leaf, rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(eight[f"arr_{i}"], leaf, rtol=2e-4, atol=atol)
 
 
 def _free_port():

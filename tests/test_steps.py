@@ -217,10 +217,14 @@ def test_sampling_uses_the_ema_params_with_their_own_batch_stats():
   g = state.g
   standing = gan.standing_batch_stats(
       g.apply_fn, g.ema_params, g.batch_stats, jax.random.normal(
-          jax.random.key(0), (gan.STANDING_STATS_LATENTS, 100)))
+          jax.random.key(0), (gan.STANDING_STATS_BATCHES,
+                              gan.STANDING_STATS_BATCH, 100)))
   ema_out = g.apply_fn({"params": g.ema_params, "batch_stats": standing}, z,
                        train=False)
   np.testing.assert_allclose(gan.generate_images(g, z), ema_out, atol=1e-6)
+  # `sampler` computes them once: the same generator, ready for many batches.
+  np.testing.assert_allclose(gan.generate_images(gan.sampler(state).g, z),
+                             ema_out, atol=1e-6)
   live_stats_out = g.apply_fn(g.variables(g.ema_params), z, train=False)
   assert not np.allclose(ema_out, live_stats_out, atol=1e-3)
   # Without EMA (or in the "live" view), sampling is the live generator
@@ -247,26 +251,29 @@ class DenseBatchNorm(nn.Module):
 def test_standing_batch_stats_are_the_batch_mean_and_variance(momentum):
   from gan_jax.families import gan  # pylint: disable=g-import-not-at-top
   module = DenseBatchNorm(momentum)
-  z = np.asarray(jax.random.normal(jax.random.key(0), (64, 5)))
-  variables = module.init(jax.random.key(1), z, train=False)
+  z = np.asarray(jax.random.normal(jax.random.key(0), (2, 64, 5)))
+  variables = module.init(jax.random.key(1), z[0], train=False)
   stats = gan.standing_batch_stats(module.apply, variables["params"],
                                    variables["batch_stats"], z)
+  # Each batch's mean and (biased) variance, averaged over the batches.
   x = z.astype(np.float64) @ np.asarray(variables["params"]["Dense_0"]
                                         ["kernel"], np.float64)
-  np.testing.assert_allclose(stats["BatchNorm_0"]["mean"], x.mean(0),
-                             rtol=1e-4, atol=1e-5)
-  np.testing.assert_allclose(stats["BatchNorm_0"]["var"], x.var(0),
-                             rtol=1e-4)
-  # They are what the running averages converge to on those latents.
+  np.testing.assert_allclose(stats["BatchNorm_0"]["mean"],
+                             x.mean(1).mean(0), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(stats["BatchNorm_0"]["var"],
+                             x.var(1).mean(0), rtol=1e-4)
+  # One batch's are what the running averages converge to on it.
   def update(_, running):
     _, updates = module.apply({"params": variables["params"],
-                               "batch_stats": running}, z, train=True,
+                               "batch_stats": running}, z[0], train=True,
                               mutable=["batch_stats"])
     return updates["batch_stats"]
 
   running = jax.jit(lambda stats: jax.lax.fori_loop(0, 2000, update, stats))(
       variables["batch_stats"])
-  for a, b in zip(jax.tree.leaves(running), jax.tree.leaves(stats)):
+  one_batch = gan.standing_batch_stats(module.apply, variables["params"],
+                                       variables["batch_stats"], z[:1])
+  for a, b in zip(jax.tree.leaves(running), jax.tree.leaves(one_batch)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
