@@ -256,8 +256,8 @@ def ema_as_live(g_state: PlayerState) -> PlayerState:
   weights (and no EMA): a generator that samples like the EMA."""
   if g_state.ema_params is None:
     return g_state
-  batch_stats = ema_batch_stats(g_state) if g_state.batch_stats else (
-      g_state.batch_stats)
+  batch_stats = (ema_batch_stats(g_state) if g_state.batch_stats
+                 else g_state.batch_stats)
   return g_state.replace(params=g_state.ema_params, batch_stats=batch_stats,
                          ema_params=None)
 

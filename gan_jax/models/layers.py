@@ -26,7 +26,7 @@ original kernel layout.
 """
 
 import functools
-from typing import Any, Callable, Sequence, Tuple
+from typing import Any, Callable, Tuple
 
 import flax.linen as nn
 import jax
@@ -42,22 +42,17 @@ Array = jax.Array
 Dtype = Any
 
 
-def _conv(x: Array, kernel: Array, padding: Sequence[Tuple[int, int]]):
-  return jax.lax.conv_general_dilated(
-      x, kernel, window_strides=(1, 1), padding=padding,
-      dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-def _strided_conv(x: Array, kernel: Array, strides: Tuple[int, int],
-                  padding) -> Array:
+def _conv(x: Array, kernel: Array, padding, strides=(1, 1)) -> Array:
+  """NHWC/HWIO convolution; `padding` is "SAME", "VALID" or (low, high)
+  pairs."""
   return jax.lax.conv_general_dilated(
       x, kernel, window_strides=strides, padding=padding,
       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 def _kernel_gradient(x: Array, kernel: Array, dy: Array, strides, padding):
-  """The kernel's cotangent of `_strided_conv(x, kernel)` given dy."""
-  return jax.vjp(lambda k: _strided_conv(x, k, strides, padding),
+  """The kernel's cotangent of `_conv(x, kernel)` given dy."""
+  return jax.vjp(lambda k: _conv(x, k, padding, strides),
                  kernel)[1](dy)[0]
 
 
@@ -65,9 +60,9 @@ def _kernel_gradient(x: Array, kernel: Array, dy: Array, strides, padding):
 # explicitly sharded arrays keep their shardings.
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
 def _input_gradient(x: Array, kernel: Array, dy: Array, strides, padding):
-  """The input's cotangent of `_strided_conv(x, kernel)` given dy (linear in
+  """The input's cotangent of `_conv(x, kernel)` given dy (linear in
   dy; x only gives its shape)."""
-  return jax.vjp(lambda x: _strided_conv(x, kernel, strides, padding),
+  return jax.vjp(lambda x: _conv(x, kernel, padding, strides),
                  x)[1](dy)[0]
 
 
@@ -83,7 +78,7 @@ def _input_gradient_bwd(strides, padding, residuals, g):
   # batch 64): the cost of every gradient penalty's double backward.
   x, kernel, dy = residuals
   return (jnp.zeros_like(x), _kernel_gradient(g, kernel, dy, strides, padding),
-          _strided_conv(g, kernel, strides, padding))
+          _conv(g, kernel, padding, strides))
 
 
 _input_gradient.defvjp(_input_gradient_fwd, _input_gradient_bwd)
@@ -97,11 +92,11 @@ def conv2d(x: Array, kernel: Array, strides: Tuple[int, int],
   `_input_gradient_bwd`): gradient penalties differentiate D's input
   gradient with respect to its kernels. `padding` is "SAME", "VALID" or a
   tuple of (low, high) pairs."""
-  return _strided_conv(x, kernel, strides, padding)
+  return _conv(x, kernel, padding, strides)
 
 
 def _conv2d_fwd(x, kernel, strides, padding):
-  return _strided_conv(x, kernel, strides, padding), (x, kernel)
+  return _conv(x, kernel, padding, strides), (x, kernel)
 
 
 def _conv2d_bwd(strides, padding, residuals, dy):
