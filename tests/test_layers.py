@@ -26,7 +26,8 @@ def _assert_same_function(ref, ours, variables, x):
                our_grads, ref_grads)
 
 
-@pytest.mark.parametrize("size", [4, 7])
+# Sizes 1 and 2: phase kernels exceed the map (the matmul-over-patches path).
+@pytest.mark.parametrize("size", [1, 2, 4, 7])
 @pytest.mark.parametrize("kernel,stride", [(4, 2), (3, 2), (5, 2), (3, 1),
                                            (4, 3)])
 @pytest.mark.parametrize("features", [3, 24])  # One wide conv / per phase.
@@ -40,7 +41,8 @@ def test_conv_transpose_is_flax_conv_transpose(size, kernel, stride, features):
   _assert_same_function(ref, ours, variables, x)
 
 
-@pytest.mark.parametrize("size", [28, 7, 8])
+# 1, 2, 4: the window exceeds the map or the input gradient's (patch path).
+@pytest.mark.parametrize("size", [28, 7, 8, 4, 2, 1])
 @pytest.mark.parametrize("kernel,stride", [(4, 2), (2, 2), (3, 1)])
 @pytest.mark.parametrize("channels", [3, 24])  # Space-to-depth / strided.
 def test_strided_conv_is_flax_conv(size, kernel, stride, channels):
@@ -51,12 +53,13 @@ def test_strided_conv_is_flax_conv(size, kernel, stride, channels):
 
 
 @pytest.mark.parametrize("channels", [3, 24])  # Space-to-depth / strided.
-def test_conv_second_derivatives_are_flax_convs(channels):
+@pytest.mark.parametrize("size", [8, 4, 2])  # 4, 2: patch-matmul paths.
+def test_conv_second_derivatives_are_flax_convs(channels, size):
   """A gradient penalty's double backward (R1: E||grad_x D(x)||^2 by the
   kernel and bias), and its gradient by the input, match flax's."""
   ref = nn.Conv(6, (4, 4), (2, 2), padding="SAME")
   ours = layers.Conv(6, (4, 4), (2, 2))
-  variables, x = _params_and_input(ref, (2, 8, 8, channels))
+  variables, x = _params_and_input(ref, (2, size, size, channels))
 
   def penalty(module):
     def of(v, x):
@@ -69,6 +72,22 @@ def test_conv_second_derivatives_are_flax_convs(channels):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4,
                                                        rtol=1e-4),
                our_grads, ref_grads)
+
+
+@pytest.mark.parametrize("size,kernel,stride,pads", [
+    (2, 4, 2, ((1, 1), (1, 1))),     # Window exceeds the map.
+    (5, 3, 2, ((2, 0), (0, 2))),     # Asymmetric; some taps read padding.
+    (3, 2, 1, ((-1, 1), (1, -1))),   # Negative padding crops.
+    (1, 2, 4, ((3, 3), (3, 3))),     # Every row's taps read padding only.
+])
+def test_conv_as_matmul_is_xla_conv(size, kernel, stride, pads):
+  x = jax.random.normal(jax.random.key(0), (2, size, size + 1, 3))
+  k = jax.random.normal(jax.random.key(1), (kernel, kernel, 3, 4))
+  want = jax.lax.conv_general_dilated(
+      x, k, (stride, stride), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  got = layers._conv_as_matmul(x, k, pads, (stride, stride))
+  assert got.shape == want.shape
+  np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
 
 
 def test_rejects_unsupported_kernels():

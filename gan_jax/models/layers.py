@@ -15,6 +15,10 @@ arithmetic differs:
 * A convolution's input gradient has a hand-written derivative by the kernel
   (`conv2d`), so gradient penalties' double backward avoids XLA:CPU's slow
   base-dilated convolution over the batch.
+* Where a convolution's window is larger than the map it slides over (the
+  forward pass, or XLA's input or kernel gradient, near a U-Net's 1x1
+  bottleneck), it is one matmul over input patches instead: XLA:CPU's
+  convolution is 10-100x slower there.
 * BatchNorm's per-channel sums (forward and backward) are matmuls with a
   ones vector, which XLA:CPU runs ~5x faster than reductions.
 * `elu` computes its gradient from its output (exp(x) = elu(x) + 1 below
@@ -42,18 +46,96 @@ Array = jax.Array
 Dtype = Any
 
 
+def _explicit_padding(size: Tuple[int, int], window: Tuple[int, int],
+                      strides: Tuple[int, int], padding
+                      ) -> Tuple[Tuple[int, int], ...]:
+  """(low, high) pairs for "SAME", "VALID" or given pairs (may be < 0)."""
+  if isinstance(padding, str):
+    return tuple(jax.lax.padtype_to_pads(size, window, strides, padding))
+  return tuple(tuple(p) for p in padding)
+
+
+def _window_exceeds(window, size) -> bool:
+  """Whether a window is larger than the map it slides over in some spatial
+  dim. XLA:CPU's convolution is 10-100x slower there than the same product
+  as a matmul over patches: 134 against 1.2 ms for a 4x4 conv of a 2x2 map
+  (512 channels, batch 64), 228 against 16 ms for the input gradient of a
+  4x4/2 conv of a 4x4 map (benchmarks/conv_paths.py). U-Nets meet it in
+  the forward pass, the input gradient and the kernel gradient (whose
+  window is the output gradient) near their bottleneck."""
+  return any(w > n for w, n in zip(window, size))
+
+
+def _tap_sees_input(tap: int, outputs: int, stride: int, low: int,
+                    size: int) -> bool:
+  """Whether kernel tap `tap` reads a real (not padded) input at some output
+  position: padded index tap + stride * o lies in [low, low + size)."""
+  return any(low <= tap + stride * o < low + size for o in range(outputs))
+
+
+def _tap_index(taps):
+  """Evenly spaced taps as a static slice, whose gradient is a pad (an index
+  array's is a scatter-add, ~20x slower on XLA:CPU for a 512x512 kernel);
+  others as an index array."""
+  step = taps[1] - taps[0] if len(taps) > 1 else 1
+  if list(taps) == list(range(taps[0], taps[-1] + 1, step)):
+    return slice(taps[0], taps[-1] + 1, step)
+  return np.asarray(taps)
+
+
+def _conv_as_matmul(x: Array, kernel: Array, pads, strides) -> Array:
+  """The convolution as one matmul over input patches (im2col): [B, H, W,
+  C_in] -> [B, H', W', C_out]. Kernel taps that only ever read padding are
+  dropped (most of them when the window exceeds the map). Differentiates
+  into slices, pads and matmuls only."""
+  kh, kw, _, c_out = kernel.shape
+  (low_h, high_h), (low_w, high_w) = pads
+  sh, sw = strides
+  _, h, w, _ = x.shape
+  out_h = (h + low_h + high_h - kh) // sh + 1
+  out_w = (w + low_w + high_w - kw) // sw + 1
+  rows = [i for i in range(kh) if _tap_sees_input(i, out_h, sh, low_h, h)]
+  cols = [j for j in range(kw) if _tap_sees_input(j, out_w, sw, low_w, w)]
+  if not rows or not cols:  # Every output reads padding only.
+    return jnp.zeros((x.shape[0], out_h, out_w, c_out), x.dtype)
+  x = jax.lax.pad(x, jnp.zeros((), x.dtype),
+                  ((0, 0, 0), (low_h, high_h, 0), (low_w, high_w, 0),
+                   (0, 0, 0)))
+  patches = jnp.concatenate(
+      [x[:, i:i + sh * (out_h - 1) + 1:sh, j:j + sw * (out_w - 1) + 1:sw]
+       for i in rows for j in cols], axis=-1)
+  taps = kernel[_tap_index(rows)][:, _tap_index(cols)]
+  return patches @ taps.reshape(-1, c_out)
+
+
+def _xla_conv(x: Array, kernel: Array, pads, strides) -> Array:
+  return jax.lax.conv_general_dilated(
+      x, kernel, window_strides=strides, padding=pads,
+      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
 def _conv(x: Array, kernel: Array, padding, strides=(1, 1)) -> Array:
   """NHWC/HWIO convolution; `padding` is "SAME", "VALID" or (low, high)
-  pairs."""
-  return jax.lax.conv_general_dilated(
-      x, kernel, window_strides=strides, padding=padding,
-      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  pairs. A matmul over patches where the kernel exceeds the map."""
+  pads = _explicit_padding(x.shape[1:3], kernel.shape[:2], strides, padding)
+  conv = (_conv_as_matmul if _window_exceeds(kernel.shape[:2], x.shape[1:3])
+          else _xla_conv)
+  return conv(x, kernel, pads, strides)
+
+
+def _dilated_size(dy: Array, strides) -> Tuple[int, int]:
+  """The output gradient's spatial size once dilated by the strides: the
+  window of XLA's kernel gradient, the map of its input gradient."""
+  return tuple((n - 1) * s + 1 for n, s in zip(dy.shape[1:3], strides))
 
 
 def _kernel_gradient(x: Array, kernel: Array, dy: Array, strides, padding):
   """The kernel's cotangent of `_conv(x, kernel)` given dy."""
-  return jax.vjp(lambda k: _conv(x, k, padding, strides),
-                 kernel)[1](dy)[0]
+  pads = _explicit_padding(x.shape[1:3], kernel.shape[:2], strides, padding)
+  conv = (_conv_as_matmul
+          if _window_exceeds(_dilated_size(dy, strides), x.shape[1:3])
+          else _xla_conv)
+  return jax.vjp(lambda k: conv(x, k, pads, strides), kernel)[1](dy)[0]
 
 
 # vjps at the arrays themselves (not linear transposes of shapes), so
@@ -62,8 +144,11 @@ def _kernel_gradient(x: Array, kernel: Array, dy: Array, strides, padding):
 def _input_gradient(x: Array, kernel: Array, dy: Array, strides, padding):
   """The input's cotangent of `_conv(x, kernel)` given dy (linear in
   dy; x only gives its shape)."""
-  return jax.vjp(lambda x: _conv(x, kernel, padding, strides),
-                 x)[1](dy)[0]
+  pads = _explicit_padding(x.shape[1:3], kernel.shape[:2], strides, padding)
+  conv = (_conv_as_matmul
+          if _window_exceeds(kernel.shape[:2], _dilated_size(dy, strides))
+          else _xla_conv)
+  return jax.vjp(lambda x: conv(x, kernel, pads, strides), x)[1](dy)[0]
 
 
 def _input_gradient_fwd(x, kernel, dy, strides, padding):
@@ -134,7 +219,7 @@ def _conv_transpose_phases(kernel_size: int, stride: int):
 
 def _phase_kernel(kernel, taps_h, taps_w):
   """The stride-1 kernel [len(taps_h), len(taps_w), C_in, C_out] of a phase."""
-  return kernel[np.asarray(taps_h)][:, np.asarray(taps_w)]
+  return kernel[_tap_index(taps_h)][:, _tap_index(taps_w)]
 
 
 class ConvTranspose(nn.Module):
@@ -169,9 +254,9 @@ class ConvTranspose(nn.Module):
     phases_w = _conv_transpose_phases(kw, sw)
     if self.features >= self.min_features_per_phase_conv:
       phase_outputs = [[
-          _conv(x, _phase_kernel(kernel, taps_h, taps_w),
-                ((-off_h, off_h + len(taps_h) - 1),
-                 (-off_w, off_w + len(taps_w) - 1)))
+          conv2d(x, _phase_kernel(kernel, taps_h, taps_w), (1, 1),
+                 ((-off_h, off_h + len(taps_h) - 1),
+                  (-off_w, off_w + len(taps_w) - 1)))
           for off_w, taps_w in phases_w] for off_h, taps_h in phases_h]
     else:
       phase_outputs = self._phases_as_one_conv(x, kernel, phases_h, phases_w)
@@ -206,7 +291,7 @@ class ConvTranspose(nn.Module):
     sh, sw = len(phases_h), len(phases_w)
     wide_kernel = wide_kernel.reshape(wide_kernel.shape[:3] +
                                       (sh * sw * self.features,))
-    y = _conv(x, wide_kernel, (pad_h, pad_w))
+    y = conv2d(x, wide_kernel, (1, 1), (pad_h, pad_w))
     y = y.reshape(y.shape[:3] + (sh, sw, self.features))
     return [[y[:, :, :, rh, rw] for rw in range(sw)] for rh in range(sh)]
 
