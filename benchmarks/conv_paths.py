@@ -8,7 +8,7 @@ the kernel gradient (jit, best of --repeats windows) computed two ways:
 `jax.lax.conv_general_dilated` and its autodiff ("xla"), and
 `layers._conv_as_matmul` ("matmul", im2col with padding-only taps dropped).
 `chosen` names the path `layers.conv2d` takes for each pass, from the shapes
-alone (`layers._window_exceeds`). One JSON line per shape, times in ms.
+alone (`layers._conv_path`). One JSON line per shape, times in ms.
 """
 
 import argparse
@@ -76,12 +76,12 @@ def main():
           kernel_grad=_best_ms(kernel_grad, (x, kernel, dy), args.steps,
                                args.repeats))
     dilated = layers._dilated_size(dy, strides)
+    windows = {"forward": ((k, k), (size, size)),
+               "input_grad": ((k, k), dilated),
+               "kernel_grad": (dilated, (size, size))}
     row["chosen"] = {
-        "forward": layers._window_exceeds((k, k), (size, size)),
-        "input_grad": layers._window_exceeds((k, k), dilated),
-        "kernel_grad": layers._window_exceeds(dilated, (size, size))}
-    row["chosen"] = {p: "matmul" if m else "xla"
-                     for p, m in row["chosen"].items()}
+        name: ("matmul" if layers._conv_path(*window) is layers._conv_as_matmul
+               else "xla") for name, window in windows.items()}
     print(json.dumps(row), flush=True)
 
 

@@ -114,13 +114,17 @@ def _xla_conv(x: Array, kernel: Array, pads, strides) -> Array:
       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
+def _conv_path(window, size) -> Callable[..., Array]:
+  """The convolution for a pass whose window slides over a map of `size`:
+  a matmul over patches where the window exceeds it, else XLA's."""
+  return _conv_as_matmul if _window_exceeds(window, size) else _xla_conv
+
+
 def _conv(x: Array, kernel: Array, padding, strides=(1, 1)) -> Array:
   """NHWC/HWIO convolution; `padding` is "SAME", "VALID" or (low, high)
   pairs. A matmul over patches where the kernel exceeds the map."""
   pads = _explicit_padding(x.shape[1:3], kernel.shape[:2], strides, padding)
-  conv = (_conv_as_matmul if _window_exceeds(kernel.shape[:2], x.shape[1:3])
-          else _xla_conv)
-  return conv(x, kernel, pads, strides)
+  return _conv_path(kernel.shape[:2], x.shape[1:3])(x, kernel, pads, strides)
 
 
 def _dilated_size(dy: Array, strides) -> Tuple[int, int]:
@@ -132,9 +136,7 @@ def _dilated_size(dy: Array, strides) -> Tuple[int, int]:
 def _kernel_gradient(x: Array, kernel: Array, dy: Array, strides, padding):
   """The kernel's cotangent of `_conv(x, kernel)` given dy."""
   pads = _explicit_padding(x.shape[1:3], kernel.shape[:2], strides, padding)
-  conv = (_conv_as_matmul
-          if _window_exceeds(_dilated_size(dy, strides), x.shape[1:3])
-          else _xla_conv)
+  conv = _conv_path(_dilated_size(dy, strides), x.shape[1:3])
   return jax.vjp(lambda k: conv(x, k, pads, strides), kernel)[1](dy)[0]
 
 
@@ -145,9 +147,7 @@ def _input_gradient(x: Array, kernel: Array, dy: Array, strides, padding):
   """The input's cotangent of `_conv(x, kernel)` given dy (linear in
   dy; x only gives its shape)."""
   pads = _explicit_padding(x.shape[1:3], kernel.shape[:2], strides, padding)
-  conv = (_conv_as_matmul
-          if _window_exceeds(kernel.shape[:2], _dilated_size(dy, strides))
-          else _xla_conv)
+  conv = _conv_path(kernel.shape[:2], _dilated_size(dy, strides))
   return jax.vjp(lambda x: conv(x, kernel, pads, strides), x)[1](dy)[0]
 
 
