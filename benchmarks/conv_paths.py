@@ -6,9 +6,9 @@ r"""XLA's convolution against a matmul over patches, per pass and shape.
 For each convolution shape, times the forward pass, the input gradient and
 the kernel gradient (jit, best of --repeats windows) computed two ways:
 `jax.lax.conv_general_dilated` and its autodiff ("xla"), and
-`layers._conv_as_matmul` ("matmul", im2col with padding-only taps dropped).
-`chosen` names the path `layers.conv2d` takes for each pass, from the shapes
-alone (`layers._conv_path`). One JSON line per shape, times in ms.
+`convolution.conv_as_matmul` ("matmul", im2col with padding-only taps dropped).
+`chosen` names the path `convolution.conv2d` takes for each pass, from the shapes
+alone (`convolution.conv_path`). One JSON line per shape, times in ms.
 """
 
 import argparse
@@ -17,7 +17,7 @@ import time
 
 import jax
 
-from gan_jax.models import layers
+from gan_jax.models import convolution
 
 # (map size, C_in, C_out, kernel, stride, (low, high) padding): the U-Net's
 # encoder at 28 (padded to 32), its decoder's phase convolutions, the DCGAN
@@ -63,11 +63,11 @@ def main():
     x = jax.random.normal(jax.random.key(0), (args.batch, size, size, c_in))
     kernel = 0.05 * jax.random.normal(jax.random.key(1), (k, k, c_in, c_out))
     pads, strides = (pad, pad), (s, s)
-    dy = layers._xla_conv(x, kernel, pads, strides)
+    dy = convolution.xla_conv(x, kernel, pads, strides)
     row = dict(map=size, c_in=c_in, c_out=c_out, kernel=k, stride=s,
                padding=pad, batch=args.batch)
-    for name, conv in (("xla", layers._xla_conv),
-                       ("matmul", layers._conv_as_matmul)):
+    for name, conv in (("xla", convolution.xla_conv),
+                       ("matmul", convolution.conv_as_matmul)):
       forward, input_grad, kernel_grad = _passes(conv, pads, strides)
       row[name] = dict(
           forward=_best_ms(forward, (x, kernel), args.steps, args.repeats),
@@ -75,12 +75,12 @@ def main():
                               args.repeats),
           kernel_grad=_best_ms(kernel_grad, (x, kernel, dy), args.steps,
                                args.repeats))
-    dilated = layers._dilated_size(dy, strides)
+    dilated = convolution.dilated_size(dy, strides)
     windows = {"forward": ((k, k), (size, size)),
                "input_grad": ((k, k), dilated),
                "kernel_grad": (dilated, (size, size))}
     row["chosen"] = {
-        name: ("matmul" if layers._conv_path(*window) is layers._conv_as_matmul
+        name: ("matmul" if convolution.conv_path(*window) is convolution.conv_as_matmul
                else "xla") for name, window in windows.items()}
     print(json.dumps(row), flush=True)
 

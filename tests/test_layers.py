@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax.models import layers
+from gan_jax.models import convolution, layers
 
 
 def _params_and_input(ref, shape, seed=0):
@@ -85,7 +85,7 @@ def test_conv_as_matmul_is_xla_conv(size, kernel, stride, pads):
   k = jax.random.normal(jax.random.key(1), (kernel, kernel, 3, 4))
   want = jax.lax.conv_general_dilated(
       x, k, (stride, stride), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  got = layers._conv_as_matmul(x, k, pads, (stride, stride))
+  got = convolution.conv_as_matmul(x, k, pads, (stride, stride))
   assert got.shape == want.shape
   np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
 

@@ -1,0 +1,167 @@
+"""Convolution for XLA:CPU: `conv2d` computes `lax.conv_general_dilated`
+(NHWC/HWIO) and its gradients, choosing per pass how.
+
+* Its input gradient has a hand-written derivative by the kernel, so
+  gradient penalties' double backward avoids XLA:CPU's slow base-dilated
+  convolution over the batch.
+* Where a pass's window is larger than the map it slides over (the forward
+  pass, or XLA's input or kernel gradient, near a U-Net's 1x1 bottleneck),
+  it is one matmul over input patches (`conv_as_matmul`): XLA:CPU's
+  convolution is 10-100x slower there (benchmarks/conv_paths.py).
+"""
+
+import functools
+from typing import Callable, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+
+def _explicit_padding(size: Tuple[int, int], window: Tuple[int, int],
+                      strides: Tuple[int, int], padding
+                      ) -> Tuple[Tuple[int, int], ...]:
+  """(low, high) pairs for "SAME", "VALID" or given pairs (may be < 0)."""
+  if isinstance(padding, str):
+    return tuple(jax.lax.padtype_to_pads(size, window, strides, padding))
+  return tuple(tuple(p) for p in padding)
+
+
+def _window_exceeds(window, size) -> bool:
+  """Whether a window is larger than the map it slides over in some spatial
+  dim. XLA:CPU's convolution is 10-100x slower there than the same product
+  as a matmul over patches: 134 against 1.2 ms for a 4x4 conv of a 2x2 map
+  (512 channels, batch 64), 228 against 16 ms for the input gradient of a
+  4x4/2 conv of a 4x4 map (benchmarks/conv_paths.py). U-Nets meet it in
+  the forward pass, the input gradient and the kernel gradient (whose
+  window is the output gradient) near their bottleneck."""
+  return any(w > n for w, n in zip(window, size))
+
+
+def _tap_sees_input(tap: int, outputs: int, stride: int, low: int,
+                    size: int) -> bool:
+  """Whether kernel tap `tap` reads a real (not padded) input at some output
+  position: padded index tap + stride * o lies in [low, low + size)."""
+  return any(low <= tap + stride * o < low + size for o in range(outputs))
+
+
+def tap_index(taps):
+  """Evenly spaced taps as a static slice, whose gradient is a pad (an index
+  array's is a scatter-add, ~20x slower on XLA:CPU for a 512x512 kernel);
+  others as an index array."""
+  step = taps[1] - taps[0] if len(taps) > 1 else 1
+  if list(taps) == list(range(taps[0], taps[-1] + 1, step)):
+    return slice(taps[0], taps[-1] + 1, step)
+  return np.asarray(taps)
+
+
+def conv_as_matmul(x: Array, kernel: Array, pads, strides) -> Array:
+  """The convolution as one matmul over input patches (im2col): [B, H, W,
+  C_in] -> [B, H', W', C_out]. Kernel taps that only ever read padding are
+  dropped (most of them when the window exceeds the map). Differentiates
+  into slices, pads and matmuls only."""
+  kh, kw, _, c_out = kernel.shape
+  (low_h, high_h), (low_w, high_w) = pads
+  sh, sw = strides
+  _, h, w, _ = x.shape
+  out_h = (h + low_h + high_h - kh) // sh + 1
+  out_w = (w + low_w + high_w - kw) // sw + 1
+  rows = [i for i in range(kh) if _tap_sees_input(i, out_h, sh, low_h, h)]
+  cols = [j for j in range(kw) if _tap_sees_input(j, out_w, sw, low_w, w)]
+  if not rows or not cols:  # Every output reads padding only.
+    return jnp.zeros((x.shape[0], out_h, out_w, c_out), x.dtype)
+  x = jax.lax.pad(x, jnp.zeros((), x.dtype),
+                  ((0, 0, 0), (low_h, high_h, 0), (low_w, high_w, 0),
+                   (0, 0, 0)))
+  patches = jnp.concatenate(
+      [x[:, i:i + sh * (out_h - 1) + 1:sh, j:j + sw * (out_w - 1) + 1:sw]
+       for i in rows for j in cols], axis=-1)
+  taps = kernel[tap_index(rows)][:, tap_index(cols)]
+  return patches @ taps.reshape(-1, c_out)
+
+
+def xla_conv(x: Array, kernel: Array, pads, strides) -> Array:
+  return jax.lax.conv_general_dilated(
+      x, kernel, window_strides=strides, padding=pads,
+      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def conv_path(window, size) -> Callable[..., Array]:
+  """The convolution for a pass whose window slides over a map of `size`:
+  a matmul over patches where the window exceeds it, else XLA's."""
+  return conv_as_matmul if _window_exceeds(window, size) else xla_conv
+
+
+def convolve(x: Array, kernel: Array, padding, strides=(1, 1)) -> Array:
+  """NHWC/HWIO convolution; `padding` is "SAME", "VALID" or (low, high)
+  pairs. A matmul over patches where the kernel exceeds the map."""
+  pads = _explicit_padding(x.shape[1:3], kernel.shape[:2], strides, padding)
+  return conv_path(kernel.shape[:2], x.shape[1:3])(x, kernel, pads, strides)
+
+
+def dilated_size(dy: Array, strides) -> Tuple[int, int]:
+  """The output gradient's spatial size once dilated by the strides: the
+  window of XLA's kernel gradient, the map of its input gradient."""
+  return tuple((n - 1) * s + 1 for n, s in zip(dy.shape[1:3], strides))
+
+
+def _kernel_gradient(x: Array, kernel: Array, dy: Array, strides, padding):
+  """The kernel's cotangent of `convolve(x, kernel)` given dy."""
+  pads = _explicit_padding(x.shape[1:3], kernel.shape[:2], strides, padding)
+  conv = conv_path(dilated_size(dy, strides), x.shape[1:3])
+  return jax.vjp(lambda k: conv(x, k, pads, strides), kernel)[1](dy)[0]
+
+
+# vjps at the arrays themselves (not linear transposes of shapes), so
+# explicitly sharded arrays keep their shardings.
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _input_gradient(x: Array, kernel: Array, dy: Array, strides, padding):
+  """The input's cotangent of `convolve(x, kernel)` given dy (linear in
+  dy; x only gives its shape)."""
+  pads = _explicit_padding(x.shape[1:3], kernel.shape[:2], strides, padding)
+  conv = conv_path(kernel.shape[:2], dilated_size(dy, strides))
+  return jax.vjp(lambda x: conv(x, kernel, pads, strides), x)[1](dy)[0]
+
+
+def _input_gradient_fwd(x, kernel, dy, strides, padding):
+  return _input_gradient(x, kernel, dy, strides, padding), (x, kernel, dy)
+
+
+def _input_gradient_bwd(strides, padding, residuals, g):
+  # <g, input_gradient(kernel, dy)> = <conv(g, kernel), dy>, so the kernel's
+  # cotangent is the plain kernel gradient of conv at input g. XLA's own
+  # derivation is a base-dilated convolution over the batch that XLA:CPU
+  # runs ~20x slower (271 against 12 ms for a 64->128 channel 4x4/2 conv at
+  # batch 64): the cost of every gradient penalty's double backward.
+  x, kernel, dy = residuals
+  return (jnp.zeros_like(x), _kernel_gradient(g, kernel, dy, strides, padding),
+          convolve(g, kernel, padding, strides))
+
+
+_input_gradient.defvjp(_input_gradient_fwd, _input_gradient_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv2d(x: Array, kernel: Array, strides: Tuple[int, int],
+           padding) -> Array:
+  """`jax.lax.conv_general_dilated` in NHWC/HWIO, the same function and
+  gradients, with a second derivative XLA:CPU runs fast (see
+  `_input_gradient_bwd`): gradient penalties differentiate D's input
+  gradient with respect to its kernels. `padding` is "SAME", "VALID" or a
+  tuple of (low, high) pairs."""
+  return convolve(x, kernel, padding, strides)
+
+
+def _conv2d_fwd(x, kernel, strides, padding):
+  return convolve(x, kernel, padding, strides), (x, kernel)
+
+
+def _conv2d_bwd(strides, padding, residuals, dy):
+  x, kernel = residuals
+  return (_input_gradient(x, kernel, dy, strides, padding),
+          _kernel_gradient(x, kernel, dy, strides, padding))
+
+
+conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
