@@ -385,7 +385,8 @@ def prefetch(iterator: Iterator[Any], put: Callable[[Any], Any],
     except Exception as e:  # pylint: disable=broad-except
       buffer.put((sentinel, e))
 
-  threading.Thread(target=produce, daemon=True).start()
+  producer = threading.Thread(target=produce, daemon=True)
+  producer.start()
   try:
     while True:
       item = buffer.get()
@@ -400,3 +401,6 @@ def prefetch(iterator: Iterator[Any], put: Callable[[Any], Any],
       buffer.get_nowait()
     except queue.Empty:
       pass
+    # Waits for a device put in flight: a process that exits while the
+    # thread is inside XLA aborts ("terminate called ...").
+    producer.join(timeout=10)

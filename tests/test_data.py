@@ -1,5 +1,8 @@
+import itertools
 import os
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -123,6 +126,25 @@ def test_prefetch_preserves_order_and_raises_producer_errors():
   with pytest.raises(DataError, match="disk on fire"):
     next(stream)
 
+
+
+def test_prefetch_close_waits_for_the_put_in_flight():
+  """A put still running when the consumer closes the stream finishes before
+  close() returns; a process exiting under it would abort."""
+  started, finished = threading.Event(), threading.Event()
+
+  def slow_put(x):
+    if x == 2:  # The first item past a full buffer of two.
+      started.set()
+      time.sleep(0.2)
+      finished.set()
+    return x
+
+  stream = data.prefetch(itertools.count(), put=slow_put)
+  assert next(stream) == 0
+  assert started.wait(5)
+  stream.close()
+  assert finished.is_set()
 
 @pytest.mark.parametrize("name,shape", [("mnist", (28, 28, 1)),
                                         ("cifar10", (32, 32, 3))])

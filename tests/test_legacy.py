@@ -138,6 +138,9 @@ def test_a_0_1_workdir_resumes_on_the_trajectory_of_today(legacy_workdir,
       generator=dcgan.DCGANGenerator(**old_init),
       discriminator=dcgan.DCGANDiscriminator(**old_init),
   ).train(tmp_path / "straight")
+  # Steps 1-4 of the fixture ran on another CPU, whose XLA:CPU float paths
+  # differ from this one's in the last bits (seen: 3.6e-7 absolute, 6e-6
+  # relative after 6 steps); a wrong resume differs by far more.
   for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(straight)):
-    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
   assert runs.load(workdir).step == 6
