@@ -127,7 +127,6 @@ def test_prefetch_preserves_order_and_raises_producer_errors():
     next(stream)
 
 
-
 def test_prefetch_close_waits_for_the_put_in_flight():
   """A put still running when the consumer closes the stream finishes before
   close() returns; a process exiting under it would abort."""
@@ -145,6 +144,7 @@ def test_prefetch_close_waits_for_the_put_in_flight():
   assert started.wait(5)
   stream.close()
   assert finished.is_set()
+
 
 @pytest.mark.parametrize("name,shape", [("mnist", (28, 28, 1)),
                                         ("cifar10", (32, 32, 3))])
