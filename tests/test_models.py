@@ -15,12 +15,17 @@ def _count(tree):
 def _init(arch, image_shape, batch=3, latent_dim=100, **kwargs):
   generator, discriminator = models.create(arch, image_shape=image_shape,
                                            **kwargs)
-  z = jnp.ones((batch, latent_dim))
-  g_vars = generator.init(jax.random.key(0), z, train=False)
-  images = generator.apply(g_vars, z, train=False)
-  d_vars = discriminator.init(jax.random.key(1), images, train=False)
-  logits = discriminator.apply(d_vars, images, train=False)
-  return g_vars, d_vars, images, logits
+
+  # One compiled program: eager flax dispatches (and compiles) op by op.
+  @jax.jit
+  def init_and_apply():
+    z = jnp.ones((batch, latent_dim))
+    g_vars = generator.init(jax.random.key(0), z, train=False)
+    images = generator.apply(g_vars, z, train=False)
+    d_vars = discriminator.init(jax.random.key(1), images, train=False)
+    logits = discriminator.apply(d_vars, images, train=False)
+    return g_vars, d_vars, images, logits
+  return init_and_apply()
 
 
 @pytest.mark.parametrize("arch", ["dcgan", "mlp", "dcgan_tiny", "mlp_tiny",

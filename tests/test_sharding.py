@@ -19,6 +19,13 @@ import pytest
 from conftest import tiny_run_config
 from gan_jax import runs
 
+
+def _fake_devices(count):
+  """XLA_FLAGS for `count` fake CPU devices, keeping the session's flags."""
+  return " ".join([os.environ.get("XLA_FLAGS", ""),
+                   f"--xla_force_host_platform_device_count={count}"]).strip()
+
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SCRIPT = textwrap.dedent("""
@@ -63,7 +70,7 @@ SCRIPT = textwrap.dedent("""
 
 def test_train_step_on_a_batch_sharded_over_8_devices():
   env = dict(os.environ,
-             XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             XLA_FLAGS=_fake_devices(8),
              JAX_PLATFORMS="cpu")
   result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
@@ -106,7 +113,7 @@ LOOP_SCRIPT = textwrap.dedent("""
 def test_training_on_8_devices_matches_1_device(idx_dir, tmp_path, changes):
   out = str(tmp_path / "eight.npz")
   env = dict(os.environ,
-             XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             XLA_FLAGS=_fake_devices(8),
              JAX_PLATFORMS="cpu")
   result = subprocess.run(
       [sys.executable, "-c", LOOP_SCRIPT, idx_dir, str(tmp_path / "eight"),
@@ -143,7 +150,7 @@ def test_two_processes_match_one_process(idx_dir, tmp_path):
            "--num_grid_samples=4", "--multihost",
            f"--coordinator_address=localhost:{_free_port()}",
            "--num_processes=2"]
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+  env = dict(os.environ, XLA_FLAGS=_fake_devices(4),
              JAX_PLATFORMS="cpu")
   processes = [subprocess.Popen(
       [sys.executable, "-m", "experiments.mnist_gan", *flags,
@@ -175,7 +182,7 @@ def test_sigterm_on_one_host_stops_all_at_the_same_step(idx_dir, tmp_path):
            "--preset=tiny", "--batch_size=16", "--log_every=1000",
            "--sample_every=100000", "--checkpoint_every=100000", "--multihost",
            "--num_processes=2"]
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
+  env = dict(os.environ, XLA_FLAGS=_fake_devices(1),
              JAX_PLATFORMS="cpu")
 
   def launch(num_steps):
