@@ -361,7 +361,8 @@ PRESETS = {
         Fashion-MNIST domain classifier after 26.1 minutes (12.50 at 14k
         steps). At 5k steps on the same classifier, these rates give 21.80
         against 28.35 for half of them (8e-4/2e-4, this preset's earlier
-        setting: 13.30 after 22k steps on another machine's classifier).
+        setting: 13.30 after 22k steps on another machine's classifier);
+        twice them (3.2e-3/8e-4) give 20.99 at 5k and 12.50 at 16k.
         MNIST with that earlier setting: FD 50.61 after 27.9 minutes (the
         default's 10k steps: 89.48); not yet rerun with these rates. FD
         against minutes in README, "Quality benchmark". Short of the FD 10
