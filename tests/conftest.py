@@ -12,8 +12,8 @@ from typing import Any
 
 # Before jax starts (the subprocesses and xdist workers inherit it): LLVM at
 # -O0. The tests' programs are tiny and run for milliseconds, but at -O2
-# XLA:CPU spends seconds compiling each one (5.7 against 0.9 s for a tiny
-# DCGAN's init and apply); the suite takes about half as long.
+# XLA:CPU spends seconds compiling each one (5.7 against about 1 s for a
+# tiny DCGAN's init and apply); the suite takes a third less time.
 os.environ["XLA_FLAGS"] = " ".join(
     [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]
 ).strip()
