@@ -10,13 +10,16 @@ import sys
 import tempfile
 from typing import Any
 
+def with_xla_flags(*flags: str) -> str:
+  """This process's XLA_FLAGS with `flags` appended (for subprocesses)."""
+  return " ".join([os.environ.get("XLA_FLAGS", ""), *flags]).strip()
+
+
 # Before jax starts (the subprocesses and xdist workers inherit it): LLVM at
 # -O0. The tests' programs are tiny and run for milliseconds, but at -O2
 # XLA:CPU spends seconds compiling each one (5.7 against about 1 s for a
 # tiny DCGAN's init and apply); the suite takes a third less time.
-os.environ["XLA_FLAGS"] = " ".join(
-    [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]
-).strip()
+os.environ["XLA_FLAGS"] = with_xla_flags("--xla_backend_optimization_level=0")
 
 import jax  # noqa: E402  pylint: disable=g-import-not-at-top
 import numpy as np  # noqa: E402

@@ -16,14 +16,13 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import tiny_run_config
+from conftest import tiny_run_config, with_xla_flags
 from gan_jax import runs
 
 
 def _fake_devices(count):
   """XLA_FLAGS for `count` fake CPU devices, keeping the session's flags."""
-  return " ".join([os.environ.get("XLA_FLAGS", ""),
-                   f"--xla_force_host_platform_device_count={count}"]).strip()
+  return with_xla_flags(f"--xla_force_host_platform_device_count={count}")
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
