@@ -13,7 +13,14 @@ r"""gan_jax against its PyTorch twins, side by side: alternate runs, ratios.
 
 Each row is family:arch:batch[:image size[:variant]] (default 28x28, the
 library as shipped; variants: train_speed.py's MODEL_VARIANTS, whose twins
-are torch_dcgan.py's --conditional, --diffaugment and --penalty). Each round runs the JAX step
+are torch_dcgan.py's --conditional, --diffaugment and --penalty, and
+torch_compile: the library as shipped against the twin's networks under
+torch.compile). Issue 12's DCGAN rows in one command:
+
+    python benchmarks/compare_torch.py --torch_python=... --rounds=3 \
+        --rows=gan:dcgan:64,gan:dcgan:256,gan:dcgan:64:64,gan:dcgan:256:64,gan:dcgan:64:64:torch_compile,gan:dcgan:256:64:torch_compile
+
+Each round runs the JAX step
 (benchmarks/train_speed.py's child, in its own process) and the PyTorch twin
 (benchmarks/torch_<family>.py, in its own process, with the interpreter of
 --torch_python, where torch is installed) one after the other, so both see
@@ -36,7 +43,9 @@ TWINS = {"vae": "torch_vae.py", "gan": "torch_dcgan.py",
 TWIN_VARIANTS = {"fast": [], "conditional": ["--conditional=projection"],
                  "acgan": ["--conditional=acgan"],
                  "diffaugment": ["--diffaugment"], "r1": ["--penalty=r1"],
-                 "wgan_gp": ["--penalty=wgan_gp"]}
+                 "wgan_gp": ["--penalty=wgan_gp"],
+                 # gan_jax as shipped against the twin under torch.compile.
+                 "torch_compile": ["--compile"]}
 
 
 def _last_json(command):
@@ -52,35 +61,44 @@ def main():
                       help="A Python interpreter that can import torch.")
   parser.add_argument("--rows", default="vae:mlp:128,vae:conv:128")
   parser.add_argument("--rounds", type=int, default=3)
-  parser.add_argument("--steps", type=int, default=100)
+  parser.add_argument("--steps", type=int, default=None,
+                      help="Timed steps per window (default: about 4,096 "
+                      "28x28-image equivalents, at least 3).")
   args = parser.parse_args()
 
   for row in args.rows.split(","):
     family, arch, batch, *rest = row.split(":")
     size, variant = (rest + ["28", "fast"][len(rest):])[:2]
-    jax_rates, torch_rates = [], []
+    steps = args.steps or max(3, round(4096 / int(batch)
+                                       / (int(size) / 28) ** 2))
+    jax_rates, torch_rates, jax_compile = [], [], []
     for _ in range(args.rounds):
-      jax_rates.append(_last_json(
+      jax_result = _last_json(
           [sys.executable, os.path.join(HERE, "train_speed.py"),
            f"--child={family}:{arch}:{size}:{batch}:{variant}",
-           f"--steps={args.steps}",
-           "--repeats=3"])["images_per_sec"])
+           f"--steps={steps}",
+           "--repeats=3"])
+      jax_rates.append(jax_result["images_per_sec"])
+      jax_compile.append(jax_result["compile_seconds"])
       twin_script = TWINS.get(f"{family}:{arch}", TWINS[family])
       twin = [args.torch_python, os.path.join(HERE, twin_script),
-              f"--batch_size={batch}", f"--steps={args.steps}",
+              f"--batch_size={batch}", f"--steps={steps}",
               *TWIN_VARIANTS[variant]]
       if family == "vae":
         twin.append(f"--arch={arch}")
       if family in ("pix2pix", "cyclegan"):
         twin += [f"--family={family}", f"--image_size={size}"]
+      if family == "gan" and arch == "dcgan":
+        twin += [f"--image_size={size}", f"--warmup={min(10, steps)}"]
       result = _last_json(twin)
       torch_rates.append(result["images_per_sec"])
     jax_median = statistics.median(jax_rates)
     torch_median = statistics.median(torch_rates)
     print(json.dumps({
         "row": row, "gan_jax_images_per_sec": jax_rates,
+        "gan_jax_compile_seconds": jax_compile,
         "torch_images_per_sec": torch_rates, "torch": result["framework"],
-        "torch_threads": result["threads"],
+        "torch_threads": result["threads"], "torch_compile": result.get("compile", False),
         "ratio": round(jax_median / torch_median, 2)}), flush=True)
 
 

@@ -1,15 +1,19 @@
-r"""The PyTorch eager DCGAN at 28x28 (not a dependency): a timer and a trainer.
+r"""The PyTorch eager DCGAN (not a dependency): a timer and a trainer.
 
-The same network and update as gan_jax's `dcgan` at 28x28: one D step on a real
-and a fake batch (BatchNorm never mixes them), then one non-saturating G step on
+The same network and update as gan_jax's `dcgan` (28x28x1, or 64x64x3 with
+--image_size=64; --compile puts both networks under torch.compile): one D
+step on a real and a fake batch (BatchNorm never mixes them), then one
+non-saturating G step on
 the same fakes, Adam(2e-4, 0.5, 0.999) for both, weights initialised as in the
 DCGAN paper (N(0, 0.02); BatchNorm scales N(1, 0.02)), the idiomatic PyTorch
 DCGAN example loop.
 
-Timing (random data, one JSON line):
+Timing (random data, one JSON line; the best of --repeats windows of
+--steps, as train_speed.py times gan_jax):
 
     pip install torch   # CPU build
     python benchmarks/torch_dcgan.py --batch_size=64 --steps=100
+    python benchmarks/torch_dcgan.py --image_size=64 --steps=10 --compile
     python benchmarks/torch_dcgan.py --diffaugment   # the twin of gan_jax's
                                                      # --diffaugment=color,translation,cutout
     python benchmarks/torch_dcgan.py --conditional=projection   # or acgan: 10
@@ -37,20 +41,40 @@ from torch import nn
 LATENT_DIM = 100
 
 
-def make_models(latent_dim=LATENT_DIM, critic=False):
-  """The DCGAN pair; `critic`: D without BatchNorm (WGAN-GP's critic)."""
-  generator = nn.Sequential(
-      nn.Linear(latent_dim, 7 * 7 * 128, bias=False),
-      nn.Unflatten(1, (128, 7, 7)), nn.BatchNorm2d(128), nn.ReLU(True),
-      nn.ConvTranspose2d(128, 64, 4, 2, 1, bias=False), nn.BatchNorm2d(64),
-      nn.ReLU(True),
-      nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Tanh())
-  discriminator = nn.Sequential(
-      nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.2, True),
-      *((nn.Conv2d(64, 128, 4, 2, 1),) if critic else
-        (nn.Conv2d(64, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128))),
-      nn.LeakyReLU(0.2, True), nn.Flatten(), nn.Linear(7 * 7 * 128, 1))
-  return generator, discriminator
+def num_upsamplings(image_size):
+  """Halvings down to the base map, as gan_jax's DCGAN: 28 -> 2, 64 -> 4."""
+  n = 0
+  while image_size % 2 == 0 and image_size > 4:
+    image_size //= 2
+    n += 1
+  return n
+
+
+def make_models(latent_dim=LATENT_DIM, critic=False, image_size=28,
+                channels=1, features=64):
+  """The DCGAN pair of gan_jax's `dcgan` at `image_size` (28: 7x7x128 ->
+  28x28x1; 64: 4x4x512 -> 64x64x3); `critic`: D without BatchNorm
+  (WGAN-GP's critic)."""
+  n_up = num_upsamplings(image_size)
+  base = image_size >> n_up
+  width = features * 2 ** (n_up - 1)
+  g_layers = [nn.Linear(latent_dim, base * base * width, bias=False),
+              nn.Unflatten(1, (width, base, base)), nn.BatchNorm2d(width),
+              nn.ReLU(True)]
+  for i in range(n_up - 1):
+    g_layers += [nn.ConvTranspose2d(width >> i, width >> (i + 1), 4, 2, 1,
+                                    bias=False),
+                 nn.BatchNorm2d(width >> (i + 1)), nn.ReLU(True)]
+  g_layers += [nn.ConvTranspose2d(features, channels, 4, 2, 1), nn.Tanh()]
+  d_layers = [nn.Conv2d(channels, features, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+  for i in range(1, n_up):
+    c_in, c_out = features << (i - 1), features << i
+    d_layers += ([nn.Conv2d(c_in, c_out, 4, 2, 1)] if critic else
+                 [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False),
+                  nn.BatchNorm2d(c_out)])
+    d_layers.append(nn.LeakyReLU(0.2, True))
+  d_layers += [nn.Flatten(), nn.Linear(base * base * width, 1)]
+  return nn.Sequential(*g_layers), nn.Sequential(*d_layers)
 
 
 class ConditionalGenerator(nn.Module):
@@ -152,11 +176,13 @@ class Trainer:
   image)."""
 
   def __init__(self, init="paper", augment=lambda x: x, conditional=None,
-               num_classes=10, penalty=None):
+               num_classes=10, penalty=None, image_size=28, compile=False):
     self.augment = augment
     self.conditional = conditional
     self.penalty = penalty
-    self.generator, self.discriminator = make_models(critic=bool(penalty))
+    self.generator, self.discriminator = make_models(
+        critic=bool(penalty), image_size=image_size,
+        channels=1 if image_size == 28 else 3)
     if conditional:
       self.generator = ConditionalGenerator(self.generator, num_classes)
       self.discriminator = ConditionalDiscriminator(self.discriminator,
@@ -169,6 +195,9 @@ class Trainer:
     self.d_opt = torch.optim.Adam(self.discriminator.parameters(), 2e-4,
                                   betas=(0.5, 0.999))
     self.criterion = nn.BCEWithLogitsLoss()
+    if compile:  # The networks compiled (inductor); the loop stays eager.
+      self.generator = torch.compile(self.generator)
+      self.discriminator = torch.compile(self.discriminator)
 
   def step(self, real, labels=None):
     ones = torch.ones(real.shape[0])
@@ -258,20 +287,26 @@ def train(args):
 def time_steps(args):
   trainer = Trainer(args.init,
                     diff_augment if args.diffaugment else (lambda x: x),
-                    args.conditional, penalty=args.penalty)
-  real = torch.rand(args.batch_size, 1, 28, 28) * 2 - 1
+                    args.conditional, penalty=args.penalty,
+                    image_size=args.image_size, compile=args.compile)
+  channels = 1 if args.image_size == 28 else 3
+  real = torch.rand(args.batch_size, channels, args.image_size,
+                    args.image_size) * 2 - 1
   labels = torch.arange(args.batch_size) % 10
   for _ in range(args.warmup):
     trainer.step(real, labels)
-  start = time.perf_counter()
-  for _ in range(args.steps):
-    trainer.step(real, labels)
-  elapsed = time.perf_counter() - start
+  elapsed = float("inf")  # The best of --repeats windows, as train_speed.py.
+  for _ in range(args.repeats):
+    start = time.perf_counter()
+    for _ in range(args.steps):
+      trainer.step(real, labels)
+    elapsed = min(elapsed, time.perf_counter() - start)
   print(json.dumps({
       "framework": f"torch {torch.__version__}", "threads":
       torch.get_num_threads(), "batch_size": args.batch_size,
       "diffaugment": args.diffaugment, "conditional": args.conditional,
-      "penalty": args.penalty,
+      "penalty": args.penalty, "image_size": args.image_size,
+      "compile": args.compile,
       "images_per_sec": round(args.steps * args.batch_size / elapsed, 1)}))
 
 
@@ -280,6 +315,8 @@ def main():
   parser.add_argument("--batch_size", type=int, default=64)
   parser.add_argument("--steps", type=int, default=100)
   parser.add_argument("--warmup", type=int, default=10)
+  parser.add_argument("--repeats", type=int, default=3,
+                      help="Timed windows of --steps; the best counts.")
   parser.add_argument("--init", choices=("paper", "torch"), default="paper",
                       help="paper: N(0, 0.02); torch: PyTorch's defaults.")
   parser.add_argument("--data_dir", help="Train on this IDX folder.")
@@ -293,6 +330,10 @@ def main():
                       help="Time the 10-class conditional step.")
   parser.add_argument("--penalty", choices=("r1", "wgan_gp"),
                       help="Time the step with this gradient penalty.")
+  parser.add_argument("--image_size", type=int, default=28,
+                      help="Time at this size: 28 (1 channel) or e.g. 64 (3).")
+  parser.add_argument("--compile", action="store_true",
+                      help="Time with both networks under torch.compile.")
   args = parser.parse_args()
   torch.manual_seed(args.seed)
   if args.data_dir:

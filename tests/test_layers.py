@@ -43,7 +43,7 @@ def test_conv_transpose_is_flax_conv_transpose(size, kernel, stride, features):
 
 # 1, 2, 4: the window exceeds the map or the input gradient's (patch path).
 @pytest.mark.parametrize("size", [28, 7, 8, 4, 2, 1])
-@pytest.mark.parametrize("kernel,stride", [(4, 2), (2, 2), (3, 1)])
+@pytest.mark.parametrize("kernel,stride", [(4, 2), (2, 2), (3, 1), (3, 2)])
 @pytest.mark.parametrize("channels", [3, 24])  # Space-to-depth / strided.
 def test_strided_conv_is_flax_conv(size, kernel, stride, channels):
   ref = nn.Conv(6, (kernel, kernel), (stride, stride), padding="SAME")
@@ -80,20 +80,25 @@ def test_conv_second_derivatives_are_flax_convs(channels, size):
     (3, 2, 1, ((-1, 1), (1, -1))),   # Negative padding crops.
     (1, 2, 4, ((3, 3), (3, 3))),     # Every row's taps read padding only.
 ])
-def test_conv_as_matmul_is_xla_conv(size, kernel, stride, pads):
+@pytest.mark.parametrize("conv", [convolution.conv_as_matmul,
+                                  convolution.space_to_depth_conv])
+def test_conv_rewrites_are_xla_conv(size, kernel, stride, pads, conv):
   x = jax.random.normal(jax.random.key(0), (2, size, size + 1, 3))
   k = jax.random.normal(jax.random.key(1), (kernel, kernel, 3, 4))
-  want = jax.lax.conv_general_dilated(
+  xla = lambda x, k: jax.lax.conv_general_dilated(
       x, k, (stride, stride), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  got = convolution.conv_as_matmul(x, k, pads, (stride, stride))
+  ours = lambda x, k: conv(x, k, pads, (stride, stride))
+  want, got = xla(x, k), ours(x, k)
   assert got.shape == want.shape
   np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+  dy = jax.random.normal(jax.random.key(2), want.shape)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4,
+                                                       rtol=1e-4),
+               jax.vjp(ours, x, k)[1](dy), jax.vjp(xla, x, k)[1](dy))
 
 
 def test_rejects_unsupported_kernels():
   x = jnp.zeros((1, 4, 4, 1))
-  with pytest.raises(ValueError, match="multiple of"):
-    layers.Conv(2, (3, 3), (2, 2)).init(jax.random.key(0), x)
   with pytest.raises(ValueError, match="smaller than strides"):
     layers.ConvTranspose(2, (1, 1), (2, 2)).init(jax.random.key(0), x)
 

@@ -101,6 +101,51 @@ def convolve(x: Array, kernel: Array, padding, strides=(1, 1)) -> Array:
   return conv_path(kernel.shape[:2], x.shape[1:3])(x, kernel, pads, strides)
 
 
+def space_to_depth(x: Array, kernel: Array, pads, strides
+                   ) -> Tuple[Array, Array]:
+  """A strided convolution's operands as a stride-1, unpadded one's: x's
+  s_h x s_w blocks become channels [B, H', W', s_h * s_w * C_in], and the
+  kernel, zero-padded to a multiple of the strides, is cut the same way.
+  Convolving the two ("VALID", stride 1) gives `xla_conv(x, kernel, pads,
+  strides)`."""
+  kh, kw, c_in, c_out = kernel.shape
+  (sh, sw), (_, h, w, _) = strides, x.shape
+  blocks_kh, blocks_kw = -(-kh // sh), -(-kw // sw)
+  out_h = (h + sum(pads[0]) - kh) // sh + 1
+  out_w = (w + sum(pads[1]) - kw) // sw + 1
+  # Exactly the blocks the outputs read; the high padding may be negative.
+  rows, cols = sh * (out_h - 1 + blocks_kh), sw * (out_w - 1 + blocks_kw)
+  (low_h, _), (low_w, _) = pads
+  x = jax.lax.pad(x, jnp.zeros((), x.dtype),
+                  ((0, 0, 0), (low_h, rows - h - low_h, 0),
+                   (low_w, cols - w - low_w, 0), (0, 0, 0)))
+  b = x.shape[0]
+  # One split per reshape, which explicitly sharded arrays require.
+  x = x.reshape(b, rows // sh, sh, cols, c_in)
+  x = x.reshape(b, rows // sh, sh, cols // sw, sw, c_in)
+  x = x.transpose(0, 1, 3, 2, 4, 5).reshape(b, rows // sh, cols // sw,
+                                            sh * sw * c_in)
+  kernel = jnp.pad(kernel, ((0, blocks_kh * sh - kh), (0, blocks_kw * sw - kw),
+                            (0, 0), (0, 0)))
+  kernel = kernel.reshape(blocks_kh, sh, blocks_kw, sw, c_in, c_out)
+  kernel = kernel.transpose(0, 2, 1, 3, 4, 5).reshape(
+      blocks_kh, blocks_kw, sh * sw * c_in, c_out)
+  return x, kernel
+
+
+def space_to_depth_conv(x: Array, kernel: Array, pads, strides) -> Array:
+  """`xla_conv` as a stride-1 convolution over blocks (`space_to_depth`).
+  What it buys is its input gradient, a stride-1 convolution followed by
+  depth-to-space: XLA:CPU runs a strided convolution's own input gradient
+  (a convolution over the stride-dilated output gradient) ~2.5x slower (70
+  against 28 ms for the DCGAN discriminator's 64 -> 128 channel 4x4/2
+  layer at batch 256)."""
+  x, kernel = space_to_depth(x, kernel, pads, strides)
+  out_size = tuple(n - k + 1 for n, k in zip(x.shape[1:3], kernel.shape[:2]))
+  return conv_path(kernel.shape[:2], out_size)(x, kernel, ((0, 0), (0, 0)),
+                                               (1, 1))
+
+
 def dilated_size(dy: Array, strides) -> Tuple[int, int]:
   """The output gradient's spatial size once dilated by the strides: the
   window of XLA's kernel gradient, the map of its input gradient."""
@@ -121,7 +166,10 @@ def _input_gradient(x: Array, kernel: Array, dy: Array, strides, padding):
   """The input's cotangent of `convolve(x, kernel)` given dy (linear in
   dy; x only gives its shape)."""
   pads = _explicit_padding(x.shape[1:3], kernel.shape[:2], strides, padding)
-  conv = conv_path(kernel.shape[:2], dilated_size(dy, strides))
+  if any(s > 1 for s in strides):
+    conv = space_to_depth_conv
+  else:
+    conv = conv_path(kernel.shape[:2], dy.shape[1:3])
   return jax.vjp(lambda x: conv(x, kernel, pads, strides), x)[1](dy)[0]
 
 
