@@ -98,7 +98,8 @@ def main():
         "row": row, "gan_jax_images_per_sec": jax_rates,
         "gan_jax_compile_seconds": jax_compile,
         "torch_images_per_sec": torch_rates, "torch": result["framework"],
-        "torch_threads": result["threads"], "torch_compile": result.get("compile", False),
+        "torch_threads": result["threads"],
+        "torch_compile": result.get("compile", False),
         "ratio": round(jax_median / torch_median, 2)}), flush=True)
 
 

@@ -3,10 +3,9 @@ r"""The PyTorch eager DCGAN (not a dependency): a timer and a trainer.
 The same network and update as gan_jax's `dcgan` (28x28x1, or 64x64x3 with
 --image_size=64; --compile puts both networks under torch.compile): one D
 step on a real and a fake batch (BatchNorm never mixes them), then one
-non-saturating G step on
-the same fakes, Adam(2e-4, 0.5, 0.999) for both, weights initialised as in the
-DCGAN paper (N(0, 0.02); BatchNorm scales N(1, 0.02)), the idiomatic PyTorch
-DCGAN example loop.
+non-saturating G step on the same fakes, Adam(2e-4, 0.5, 0.999) for both,
+weights initialised as in the DCGAN paper (N(0, 0.02); BatchNorm scales
+N(1, 0.02)), the idiomatic PyTorch DCGAN example loop.
 
 Timing (random data, one JSON line; the best of --repeats windows of
 --steps, as train_speed.py times gan_jax):
@@ -41,8 +40,15 @@ from torch import nn
 LATENT_DIM = 100
 
 
+def image_channels(image_size):
+  """28x28 images are grey (MNIST's), others colour, as in the timings."""
+  return 1 if image_size == 28 else 3
+
+
 def num_upsamplings(image_size):
-  """Halvings down to the base map, as gan_jax's DCGAN: 28 -> 2, 64 -> 4."""
+  """Halvings down to the base map: 28 -> 2, 64 -> 4. A copy of gan_jax's
+  (`models.dcgan.num_upsamplings`): this script runs where torch is, and
+  gan_jax need not be."""
   n = 0
   while image_size % 2 == 0 and image_size > 4:
     image_size //= 2
@@ -182,7 +188,7 @@ class Trainer:
     self.penalty = penalty
     self.generator, self.discriminator = make_models(
         critic=bool(penalty), image_size=image_size,
-        channels=1 if image_size == 28 else 3)
+        channels=image_channels(image_size))
     if conditional:
       self.generator = ConditionalGenerator(self.generator, num_classes)
       self.discriminator = ConditionalDiscriminator(self.discriminator,
@@ -289,9 +295,8 @@ def time_steps(args):
                     diff_augment if args.diffaugment else (lambda x: x),
                     args.conditional, penalty=args.penalty,
                     image_size=args.image_size, compile=args.compile)
-  channels = 1 if args.image_size == 28 else 3
-  real = torch.rand(args.batch_size, channels, args.image_size,
-                    args.image_size) * 2 - 1
+  real = torch.rand(args.batch_size, image_channels(args.image_size),
+                    args.image_size, args.image_size) * 2 - 1
   labels = torch.arange(args.batch_size) % 10
   for _ in range(args.warmup):
     trainer.step(real, labels)
