@@ -103,11 +103,11 @@ LOOP_SCRIPT = textwrap.dedent("""
 
 
 # The DCGAN case has DiffAugment (its shifts are einsums over the sharded
-# batch); the MLP case is class-conditional: labels sharded with the images.
+# batch) and R1 (a penalty's double backward through convolution.conv2d);
+# the MLP case is class-conditional: labels sharded with the images.
 @pytest.mark.parametrize("changes", [
-    dict(arch="dcgan_tiny", diffaugment="color,translation,cutout"),
-    # A penalty's double backward through convolution.conv2d, sharded.
-    dict(arch="dcgan_tiny", penalty="r1"),
+    dict(arch="dcgan_tiny", diffaugment="color,translation,cutout",
+         penalty="r1"),
     dict(arch="mlp_tiny", conditional=True)])
 def test_training_on_8_devices_matches_1_device(idx_dir, tmp_path, changes):
   out = str(tmp_path / "eight.npz")
