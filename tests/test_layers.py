@@ -57,13 +57,15 @@ def test_strided_conv_is_flax_conv(size, kernel, stride, channels):
   _assert_same_function(ref, ours, variables, x)
 
 
-@pytest.mark.parametrize("channels", [3, 24])  # Space-to-depth / strided.
+# Space-to-depth / strided / few input channels (the input gradient is a
+# matmul to its taps).
+@pytest.mark.parametrize("channels,features", [(3, 6), (24, 6), (1, 16)])
 @pytest.mark.parametrize("size", [8, 4, 2])  # 4, 2: patch-matmul paths.
-def test_conv_second_derivatives_are_flax_convs(channels, size):
+def test_conv_second_derivatives_are_flax_convs(channels, features, size):
   """A gradient penalty's double backward (R1: E||grad_x D(x)||^2 by the
   kernel and bias), and its gradient by the input, match flax's."""
-  ref = nn.Conv(6, (4, 4), (2, 2), padding="SAME")
-  ours = layers.Conv(6, (4, 4), (2, 2))
+  ref = nn.Conv(features, (4, 4), (2, 2), padding="SAME")
+  ours = layers.Conv(features, (4, 4), (2, 2))
   variables, x = _params_and_input(ref, (2, size, size, channels))
 
   def penalty(module):
@@ -79,6 +81,26 @@ def test_conv_second_derivatives_are_flax_convs(channels, size):
                our_grads, ref_grads)
 
 
+# Few outputs for many inputs: the forward pass, kernel gradient or input
+# gradient is a matmul to every tap's outputs (`conv_as_tap_matmul`).
+@pytest.mark.parametrize("ref,ours,channels", [
+    (nn.ConvTranspose(1, (4, 4), (2, 2), padding="SAME"),  # One wide conv.
+     layers.ConvTranspose(1, (4, 4), (2, 2)), 40),
+    (nn.Conv(16, (4, 4), (2, 2), padding="SAME"),  # Space-to-depth.
+     layers.Conv(16, (4, 4), (2, 2)), 1),
+    (nn.Conv(16, (3, 3), (1, 1), padding="SAME"),
+     layers.Conv(16, (3, 3), (1, 1)), 1),
+    (nn.Conv(2, (3, 3), (1, 1), padding="SAME"),
+     layers.Conv(2, (3, 3), (1, 1)), 24)])
+def test_few_channel_convs_are_flax_convs(ref, ours, channels):
+  kernel = jax.eval_shape(ref.init, jax.random.key(0),
+                          jnp.zeros((1, 8, 8, channels)))["params"]["kernel"]
+  assert (convolution.few_outputs(kernel.shape)
+          or convolution.few_outputs(kernel.shape[:2] + kernel.shape[:1:-1]))
+  variables, x = _params_and_input(ref, (2, 7, 7, channels))
+  _assert_same_function(ref, ours, variables, x)
+
+
 @pytest.mark.parametrize("size,kernel,stride,pads", [
     (2, 4, 2, ((1, 1), (1, 1))),     # Window exceeds the map.
     (5, 3, 2, ((2, 0), (0, 2))),     # Asymmetric; some taps read padding.
@@ -86,6 +108,7 @@ def test_conv_second_derivatives_are_flax_convs(channels, size):
     (1, 2, 4, ((3, 3), (3, 3))),     # Every row's taps read padding only.
 ])
 @pytest.mark.parametrize("conv", [convolution.conv_as_matmul,
+                                  convolution.conv_as_tap_matmul,
                                   convolution.space_to_depth_conv])
 def test_conv_rewrites_are_xla_conv(size, kernel, stride, pads, conv):
   x = jax.random.normal(jax.random.key(0), (2, size, size + 1, 3))

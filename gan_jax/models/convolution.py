@@ -8,6 +8,11 @@
   pass, or XLA's input or kernel gradient, near a U-Net's 1x1 bottleneck),
   it is one matmul over input patches (`conv_as_matmul`): XLA:CPU's
   convolution is 10-100x slower there (benchmarks/conv_paths.py).
+* Where a pass has few output channels (a generator's RGB or grey output,
+  the input gradient of a discriminator's first layer), it is one matmul
+  from the input channels to every tap's outputs, then a sum of shifted
+  slices (`conv_as_tap_matmul`): XLA:CPU's convolution runs 2-4x slower
+  there (benchmarks/conv_paths.py).
 """
 
 import functools
@@ -82,23 +87,108 @@ def conv_as_matmul(x: Array, kernel: Array, pads, strides) -> Array:
   return patches @ taps.reshape(-1, c_out)
 
 
+def _window(a: Array, start: Tuple[int, int], strides, size) -> Array:
+  """out[:, m, n] = a[:, start_h + s_h * m, start_w + s_w * n], zero where
+  that is outside `a` [B, H, W, C]: [B, size_h, size_w, C]."""
+  spans = [s * (n - 1) + 1 for s, n in zip(strides, size)]
+  a = jax.lax.pad(a, jnp.zeros((), a.dtype), (
+      (0, 0, 0), *((-o, span + o - n, 0) for o, span, n in
+                   zip(start, spans, a.shape[1:3])), (0, 0, 0)))
+  return a[:, ::strides[0], ::strides[1]]
+
+
+def _unwindow(dy: Array, start, strides, size) -> Array:
+  """The transpose of `_window`: dy [B, h, w, C] placed at start + s * m in
+  zeros of spatial `size`."""
+  spans = [s * (n - 1) + 1 for s, n in zip(strides, dy.shape[1:3])]
+  return jax.lax.pad(dy, jnp.zeros((), dy.dtype), (
+      (0, 0, 0), *((o, n - o - span, s - 1) for o, span, n, s in
+                   zip(start, spans, size, strides)), (0, 0, 0)))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def window_sums(z: Array, groups, strides, size) -> Tuple[Array, ...]:
+  """Sums of strided windows of tap outputs: z [B, H, W, T, C] (tap t's
+  products at every input position) -> one [B, size_h, size_w, C] per group,
+  out[m, n] = sum over the group's (t, (a, b)) of z[a + s_h * m, b + s_w * n,
+  t], zero outside z. Its gradient stacks each tap's window of its group's
+  cotangent (autodiff's sum of full-size pads is 7x slower on XLA:CPU)."""
+  return tuple(
+      sum(_window(z[:, :, :, t], start, strides, size) for t, start in group)
+      for group in groups)
+
+
+def _window_sums_fwd(z, groups, strides, size):
+  return window_sums(z, groups, strides, size), z.shape
+
+
+def _window_sums_bwd(groups, strides, size, z_shape, dys):
+  b, h, w, num_taps, c = z_shape
+  dz = [None] * num_taps
+  for group, dy in zip(groups, dys):
+    for t, start in group:
+      window = _unwindow(dy, start, strides, (h, w))
+      dz[t] = window if dz[t] is None else dz[t] + window
+  zeros = jnp.zeros((b, h, w, c), dys[0].dtype)
+  return (jnp.stack([zeros if d is None else d for d in dz], axis=3),)
+
+
+window_sums.defvjp(_window_sums_fwd, _window_sums_bwd)
+
+
+def conv_as_tap_matmul(x: Array, kernel: Array, pads, strides) -> Array:
+  """The convolution as one matmul from C_in to every tap's outputs, then a
+  sum of each tap's shifted (strided) window (`window_sums`): [B, H, W,
+  C_in] -> [B, H', W', C_out]. The matmul's output has kh * kw * C_out
+  channels, so this is for few output channels, where XLA:CPU's
+  convolution fills its kernels poorly: a 3x3 conv of [256, 14, 14, 64] to
+  4 channels takes 7.4 against 21 ms forward, 13 against 26 ms for its
+  kernel gradient."""
+  kh, kw, c_in, c_out = kernel.shape
+  b, h, w, _ = x.shape
+  taps = kernel.transpose(2, 0, 1, 3).reshape(c_in, kh * kw * c_out)
+  z = (x @ taps).reshape(b, h, w, kh * kw, c_out)
+  (low_h, high_h), (low_w, high_w) = pads
+  size = ((h + low_h + high_h - kh) // strides[0] + 1,
+          (w + low_w + high_w - kw) // strides[1] + 1)
+  # Output m reads padded rows s * m + i, i.e. x's rows s * m + i - low.
+  group = tuple((i * kw + j, (i - low_h, j - low_w))
+                for i in range(kh) for j in range(kw))
+  return window_sums(z, (group,), tuple(strides), size)[0]
+
+
 def xla_conv(x: Array, kernel: Array, pads, strides) -> Array:
   return jax.lax.conv_general_dilated(
       x, kernel, window_strides=strides, padding=pads,
       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-def conv_path(window, size) -> Callable[..., Array]:
+def few_outputs(kernel_shape) -> bool:
+  """Whether the taps' outputs (kh * kw * C_out) fit in C_in channels: where
+  `conv_as_tap_matmul` beats XLA:CPU (benchmarks/conv_paths.py: 2.6-3.6x
+  at 16-48 taps' outputs from 64-256 channels, 0.84x at 108 from 64)."""
+  kh, kw, c_in, c_out = kernel_shape
+  return kh * kw * c_out <= c_in
+
+
+def conv_path(window, size, kernel_shape=None) -> Callable[..., Array]:
   """The convolution for a pass whose window slides over a map of `size`:
-  a matmul over patches where the window exceeds it, else XLA's."""
-  return conv_as_matmul if _window_exceeds(window, size) else xla_conv
+  a matmul over patches where the window exceeds it; a matmul to the taps'
+  outputs where a convolution of `kernel_shape` has few outputs; else
+  XLA's."""
+  if _window_exceeds(window, size):
+    return conv_as_matmul
+  if kernel_shape is not None and few_outputs(kernel_shape):
+    return conv_as_tap_matmul
+  return xla_conv
 
 
 def convolve(x: Array, kernel: Array, padding, strides=(1, 1)) -> Array:
   """NHWC/HWIO convolution; `padding` is "SAME", "VALID" or (low, high)
   pairs. A matmul over patches where the kernel exceeds the map."""
   pads = _explicit_padding(x.shape[1:3], kernel.shape[:2], strides, padding)
-  return conv_path(kernel.shape[:2], x.shape[1:3])(x, kernel, pads, strides)
+  return conv_path(kernel.shape[:2], x.shape[1:3], kernel.shape)(
+      x, kernel, pads, strides)
 
 
 def space_to_depth(x: Array, kernel: Array, pads, strides
@@ -156,7 +246,22 @@ def _kernel_gradient(x: Array, kernel: Array, dy: Array, strides, padding):
   """The kernel's cotangent of `convolve(x, kernel)` given dy."""
   pads = _explicit_padding(x.shape[1:3], kernel.shape[:2], strides, padding)
   conv = conv_path(dilated_size(dy, strides), x.shape[1:3])
+  if conv is xla_conv and few_outputs(kernel.shape):
+    conv = conv_as_tap_matmul  # Its kernel gradient is one matmul.
   return jax.vjp(lambda k: conv(x, k, pads, strides), kernel)[1](dy)[0]
+
+
+def _transposed(kernel: Array) -> Array:
+  """The kernel of a stride-1 convolution's input gradient: flipped in
+  space, input and output channels swapped."""
+  return kernel[::-1, ::-1].transpose(0, 1, 3, 2)
+
+
+def _gradient_pads(kernel_shape, pads):
+  """The padding of dy that the input gradient of a stride-1 convolution
+  with `pads` correlates with `_transposed(kernel)`."""
+  return tuple((k - 1 - low, k - 1 - high)
+               for k, (low, high) in zip(kernel_shape[:2], pads))
 
 
 # vjps at the arrays themselves (not linear transposes of shapes), so
@@ -166,7 +271,23 @@ def _input_gradient(x: Array, kernel: Array, dy: Array, strides, padding):
   """The input's cotangent of `convolve(x, kernel)` given dy (linear in
   dy; x only gives its shape)."""
   pads = _explicit_padding(x.shape[1:3], kernel.shape[:2], strides, padding)
-  if any(s > 1 for s in strides):
+  strided = any(s > 1 for s in strides)
+  if strided:  # The stride-1 convolution of space_to_depth's blocks.
+    _, from_blocks = jax.vjp(
+        lambda x: space_to_depth(x, kernel, pads, strides)[0], x)
+    kernel_blocks = space_to_depth(x, kernel, pads, strides)[1]
+    stride1_pads = ((0, 0), (0, 0))
+  else:
+    kernel_blocks, stride1_pads = kernel, pads
+  transposed = _transposed(kernel_blocks)
+  if (few_outputs(transposed.shape)
+      and not _window_exceeds(kernel_blocks.shape[:2], dy.shape[1:3])):
+    # Few input channels (a discriminator's first layer): the gradient is
+    # a convolution of dy with few outputs.
+    dx = conv_as_tap_matmul(dy, transposed, _gradient_pads(
+        kernel_blocks.shape, stride1_pads), (1, 1))
+    return from_blocks(dx)[0] if strided else dx
+  if strided:
     conv = space_to_depth_conv
   else:
     conv = conv_path(kernel.shape[:2], dy.shape[1:3])

@@ -40,7 +40,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.models.convolution import conv2d, space_to_depth, tap_index
+from gan_jax.models.convolution import (conv2d, few_outputs, space_to_depth,
+                                        tap_index, window_sums)
 
 # The collection every discriminator and encoder sows its hidden layers'
 # activations into, by layer name (e.g. "block_0"), for linear probes
@@ -102,6 +103,27 @@ def _phase_kernel(kernel, taps_h, taps_w):
   return kernel[tap_index(taps_h)][:, tap_index(taps_w)]
 
 
+def _phases_by_tap_matmul(x, kernel, phases_h, phases_w):
+  """Every phase's output from one matmul of x to all kh * kw taps' outputs
+  (C_in -> kh * kw * C_out), each phase summing its taps' shifted windows
+  (`convolution.window_sums`): the transposed convolution's own formula,
+  each input pixel spreading x @ kernel over its output window. For few
+  output channels, where XLA:CPU runs the phase convolutions slowly."""
+  kh, kw, c_in, c_out = kernel.shape
+  b, h, w, _ = x.shape
+  taps = kernel.transpose(2, 0, 1, 3).reshape(c_in, kh * kw * c_out)
+  z = (x @ taps).reshape(b, h, w, kh * kw, c_out)
+  # Phase (r, q)'s output m reads x[m + offset + j] times tap taps[j].
+  groups = tuple(
+      tuple((tap_h * kw + tap_w, (off_h + i, off_w + j))
+            for i, tap_h in enumerate(taps_h)
+            for j, tap_w in enumerate(taps_w))
+      for off_h, taps_h in phases_h for off_w, taps_w in phases_w)
+  outputs = window_sums(z, groups, (1, 1), (h, w))
+  return [list(outputs[r * len(phases_w):(r + 1) * len(phases_w)])
+          for r in range(len(phases_h))]
+
+
 class ConvTranspose(nn.Module):
   """`nn.ConvTranspose(features, kernel_size, strides, padding="SAME")`.
 
@@ -132,7 +154,9 @@ class ConvTranspose(nn.Module):
     x = x.astype(self.dtype)
     phases_h = _conv_transpose_phases(kh, sh)
     phases_w = _conv_transpose_phases(kw, sw)
-    if self.features >= self.min_features_per_phase_conv:
+    if few_outputs(kernel.shape):
+      phase_outputs = _phases_by_tap_matmul(x, kernel, phases_h, phases_w)
+    elif self.features >= self.min_features_per_phase_conv:
       phase_outputs = [[
           conv2d(x, _phase_kernel(kernel, taps_h, taps_w), (1, 1),
                  ((-off_h, off_h + len(taps_h) - 1),
