@@ -4,11 +4,14 @@ r"""XLA's convolution against a matmul over patches, per pass and shape.
     python benchmarks/conv_paths.py --batch=256 --repeats=5
 
 For each convolution shape, times the forward pass, the input gradient and
-the kernel gradient (jit, best of --repeats windows) computed two ways:
-`jax.lax.conv_general_dilated` and its autodiff ("xla"), and
-`convolution.conv_as_matmul` ("matmul", im2col with padding-only taps dropped).
-`chosen` names the path `convolution.conv2d` takes for each pass, from the shapes
-alone (`convolution.conv_path`). One JSON line per shape, times in ms.
+the kernel gradient (jit, best of --repeats windows) computed three ways:
+`jax.lax.conv_general_dilated` and its autodiff ("xla"),
+`convolution.conv_as_matmul` ("matmul", im2col with padding-only taps
+dropped) and `convolution.conv_as_tap_matmul` ("tap", one matmul to every
+tap's outputs, then window sums). `chosen` names the path
+`convolution.conv2d` takes for each pass of a stride-1 convolution, from the
+shapes alone (`convolution.conv_path`, `few_outputs`). One JSON line per
+shape, times in ms.
 """
 
 import argparse
@@ -21,7 +24,12 @@ from gan_jax.models import convolution
 
 # (map size, C_in, C_out, kernel, stride, (low, high) padding): the U-Net's
 # encoder at 28 (padded to 32), its decoder's phase convolutions, the DCGAN
-# discriminator's 4x4/2 and generator's phase convolutions, a 3x3 ResNet conv.
+# discriminator's 4x4/2 and generator's phase convolutions, a 3x3 ResNet
+# conv; then few outputs: a 3x3 conv to 4 channels (the 28x28 generator's
+# phases as one convolution), the input gradients of the discriminator's
+# first layer at 28x28x1 and 64x64x3 (a convolution of dy with the
+# space-to-depth kernel), and a 3x3 conv to 12 channels (too many taps'
+# outputs for 64 channels).
 SHAPES = [
     (16, 64, 128, 4, 2, (1, 1)), (8, 128, 256, 4, 2, (1, 1)),
     (4, 256, 512, 4, 2, (1, 1)), (2, 512, 512, 4, 2, (1, 1)),
@@ -29,6 +37,8 @@ SHAPES = [
     (4, 512, 128, 2, 1, (1, 0)), (8, 256, 64, 2, 1, (1, 0)),
     (14, 64, 128, 4, 2, (1, 2)), (7, 128, 64, 2, 1, (1, 0)),
     (7, 128, 128, 3, 1, (1, 1)), (8, 256, 64, 2, 1, (1, 1)),
+    (14, 64, 4, 3, 1, (1, 1)), (14, 64, 4, 2, 1, (1, 1)),
+    (32, 64, 12, 2, 1, (1, 1)), (32, 64, 12, 3, 1, (1, 1)),
 ]
 
 
@@ -67,7 +77,8 @@ def main():
     row = dict(map=size, c_in=c_in, c_out=c_out, kernel=k, stride=s,
                padding=pad, batch=args.batch)
     for name, conv in (("xla", convolution.xla_conv),
-                       ("matmul", convolution.conv_as_matmul)):
+                       ("matmul", convolution.conv_as_matmul),
+                       ("tap", convolution.conv_as_tap_matmul)):
       forward, input_grad, kernel_grad = _passes(conv, pads, strides)
       row[name] = dict(
           forward=_best_ms(forward, (x, kernel), args.steps, args.repeats),
@@ -76,12 +87,14 @@ def main():
           kernel_grad=_best_ms(kernel_grad, (x, kernel, dy), args.steps,
                                args.repeats))
     dilated = convolution.dilated_size(dy, strides)
-    windows = {"forward": ((k, k), (size, size)),
-               "input_grad": ((k, k), dilated),
-               "kernel_grad": (dilated, (size, size))}
-    row["chosen"] = {
-        name: ("matmul" if convolution.conv_path(*window) is convolution.conv_as_matmul
-               else "xla") for name, window in windows.items()}
+    # Each pass as a convolution: its window, its map, its kernel's shape.
+    passes = {"forward": ((k, k), (size, size), (k, k, c_in, c_out)),
+              "input_grad": ((k, k), dilated, (k, k, c_out, c_in)),
+              "kernel_grad": (dilated, (size, size), (k, k, c_in, c_out))}
+    names = {convolution.xla_conv: "xla", convolution.conv_as_matmul:
+             "matmul", convolution.conv_as_tap_matmul: "tap"}
+    row["chosen"] = {name: names[convolution.conv_path(*conv_pass)]
+                     for name, conv_pass in passes.items()}
     print(json.dumps(row), flush=True)
 
 

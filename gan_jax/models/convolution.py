@@ -87,23 +87,21 @@ def conv_as_matmul(x: Array, kernel: Array, pads, strides) -> Array:
   return patches @ taps.reshape(-1, c_out)
 
 
-def _window(a: Array, start: Tuple[int, int], strides, size) -> Array:
-  """out[:, m, n] = a[:, start_h + s_h * m, start_w + s_w * n], zero where
-  that is outside `a` [B, H, W, C]: [B, size_h, size_w, C]."""
-  spans = [s * (n - 1) + 1 for s, n in zip(strides, size)]
-  a = jax.lax.pad(a, jnp.zeros((), a.dtype), (
-      (0, 0, 0), *((-o, span + o - n, 0) for o, span, n in
-                   zip(start, spans, a.shape[1:3])), (0, 0, 0)))
-  return a[:, ::strides[0], ::strides[1]]
+def _spans(strides, size) -> Tuple[int, int]:
+  """Rows and columns a strided window of `size` outputs covers."""
+  return tuple(s * (n - 1) + 1 for s, n in zip(strides, size))
 
 
-def _unwindow(dy: Array, start, strides, size) -> Array:
-  """The transpose of `_window`: dy [B, h, w, C] placed at start + s * m in
-  zeros of spatial `size`."""
-  spans = [s * (n - 1) + 1 for s, n in zip(strides, dy.shape[1:3])]
-  return jax.lax.pad(dy, jnp.zeros((), dy.dtype), (
-      (0, 0, 0), *((o, n - o - span, s - 1) for o, span, n, s in
-                   zip(start, spans, size, strides)), (0, 0, 0)))
+def _padded_for(a: Array, starts, spans):
+  """`a` [B, H, W, ...] zero-padded so that every window (start, span)
+  lies inside it; returns it and the padding added before row and column
+  0."""
+  low = [max(0, *(-start[d] for start in starts)) for d in (0, 1)]
+  high = [max(0, *(start[d] + spans[d] - a.shape[1 + d] for start in starts))
+          for d in (0, 1)]
+  config = [(0, 0, 0), (low[0], high[0], 0), (low[1], high[1], 0)]
+  config += [(0, 0, 0)] * (a.ndim - 3)
+  return jax.lax.pad(a, jnp.zeros((), a.dtype), config), low
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
@@ -113,8 +111,13 @@ def window_sums(z: Array, groups, strides, size) -> Tuple[Array, ...]:
   out[m, n] = sum over the group's (t, (a, b)) of z[a + s_h * m, b + s_w * n,
   t], zero outside z. Its gradient stacks each tap's window of its group's
   cotangent (autodiff's sum of full-size pads is 7x slower on XLA:CPU)."""
+  spans = _spans(strides, size)
+  z, low = _padded_for(z, [start for group in groups for _, start in group],
+                       spans)
   return tuple(
-      sum(_window(z[:, :, :, t], start, strides, size) for t, start in group)
+      sum(z[:, low[0] + a:low[0] + a + spans[0]:strides[0],
+            low[1] + b:low[1] + b + spans[1]:strides[1], t]
+          for t, (a, b) in group)
       for group in groups)
 
 
@@ -124,10 +127,17 @@ def _window_sums_fwd(z, groups, strides, size):
 
 def _window_sums_bwd(groups, strides, size, z_shape, dys):
   b, h, w, num_taps, c = z_shape
+  spans = _spans(strides, size)
   dz = [None] * num_taps
   for group, dy in zip(groups, dys):
-    for t, start in group:
-      window = _unwindow(dy, start, strides, (h, w))
+    # dz[a + s * m, t] = dy[m]: dy dilated by the strides, then tap t's
+    # (h, w) window of it starting at -a.
+    dy = jax.lax.pad(dy, jnp.zeros((), dy.dtype), (
+        (0, 0, 0), (0, 0, strides[0] - 1), (0, 0, strides[1] - 1), (0, 0, 0)))
+    starts = [(-a, -b_) for _, (a, b_) in group]
+    dy, low = _padded_for(dy, starts, (h, w))
+    for t, (a, b_) in group:
+      window = dy[:, low[0] - a:low[0] - a + h, low[1] - b_:low[1] - b_ + w]
       dz[t] = window if dz[t] is None else dz[t] + window
   zeros = jnp.zeros((b, h, w, c), dys[0].dtype)
   return (jnp.stack([zeros if d is None else d for d in dz], axis=3),)
@@ -165,8 +175,8 @@ def xla_conv(x: Array, kernel: Array, pads, strides) -> Array:
 
 def few_outputs(kernel_shape) -> bool:
   """Whether the taps' outputs (kh * kw * C_out) fit in C_in channels: where
-  `conv_as_tap_matmul` beats XLA:CPU (benchmarks/conv_paths.py: 2.6-3.6x
-  at 16-48 taps' outputs from 64-256 channels, 0.84x at 108 from 64)."""
+  `conv_as_tap_matmul` beats XLA:CPU (benchmarks/conv_paths.py: 2-4x at
+  16-48 taps' outputs from 64 channels, 0.84x at 108 from 64)."""
   kh, kw, c_in, c_out = kernel_shape
   return kh * kw * c_out <= c_in
 
@@ -185,7 +195,8 @@ def conv_path(window, size, kernel_shape=None) -> Callable[..., Array]:
 
 def convolve(x: Array, kernel: Array, padding, strides=(1, 1)) -> Array:
   """NHWC/HWIO convolution; `padding` is "SAME", "VALID" or (low, high)
-  pairs. A matmul over patches where the kernel exceeds the map."""
+  pairs. A matmul over patches where the kernel exceeds the map, a matmul
+  to the taps' outputs where they are few (`conv_path`)."""
   pads = _explicit_padding(x.shape[1:3], kernel.shape[:2], strides, padding)
   return conv_path(kernel.shape[:2], x.shape[1:3], kernel.shape)(
       x, kernel, pads, strides)
@@ -245,9 +256,9 @@ def dilated_size(dy: Array, strides) -> Tuple[int, int]:
 def _kernel_gradient(x: Array, kernel: Array, dy: Array, strides, padding):
   """The kernel's cotangent of `convolve(x, kernel)` given dy."""
   pads = _explicit_padding(x.shape[1:3], kernel.shape[:2], strides, padding)
-  conv = conv_path(dilated_size(dy, strides), x.shape[1:3])
-  if conv is xla_conv and few_outputs(kernel.shape):
-    conv = conv_as_tap_matmul  # Its kernel gradient is one matmul.
+  # With few outputs, the kernel gradient of conv_as_tap_matmul is one
+  # matmul of x and the taps' stacked windows of dy.
+  conv = conv_path(dilated_size(dy, strides), x.shape[1:3], kernel.shape)
   return jax.vjp(lambda k: conv(x, k, pads, strides), kernel)[1](dy)[0]
 
 
