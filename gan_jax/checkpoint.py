@@ -172,8 +172,10 @@ def manager(workdir: str, max_to_keep: Optional[int] = 3,
   directory = checkpoint_dir(workdir, kind)
   options = ocp.CheckpointManagerOptions(
       max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
-      # What an earlier run's failed or killed write left behind.
-      cleanup_tmp_directories=not read_only)
+      # Done below instead: orbax's own cleanup runs in the background and
+      # raises from the next save if a failed write's orphaned threads (in
+      # this process) still add files to the folder it deletes.
+      cleanup_tmp_directories=False)
   if os.path.exists(directory) and not os.path.isdir(directory):
     raise CheckpointError(f"{directory} is a file, not a folder: move it "
                           "away, or choose another --workdir.")
@@ -184,6 +186,8 @@ def manager(workdir: str, max_to_keep: Optional[int] = 3,
       os.makedirs(directory, exist_ok=True)
       with tempfile.NamedTemporaryFile(dir=directory, prefix=".write_test"):
         pass
+      if jax.process_index() == 0:
+        _remove_unfinished(directory)  # An earlier failed or killed write's.
     return ocp.CheckpointManager(directory, options=options,
                                  item_names=("state", "config"))
 

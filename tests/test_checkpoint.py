@@ -193,6 +193,16 @@ def test_disk_full_during_save_is_a_checkpoint_error(
   gc.collect()  # Here, under the filter above, not in a later test.
 
 
+def test_a_killed_writes_folder_is_removed_by_the_next_manager(tmp_path):
+  checkpoints = tmp_path / "run" / "checkpoints"
+  unfinished = checkpoints / "7.orbax-checkpoint-tmp" / "state" / "d"
+  unfinished.mkdir(parents=True)
+  (unfinished / "shard").write_bytes(b"half")
+  (checkpoints / "3").mkdir()  # A finished step is never touched.
+  checkpoint.manager(str(tmp_path / "run")).close()
+  assert sorted(os.listdir(checkpoints)) == ["3"]
+
+
 def test_tensorstore_write_errors_are_recognised():
   error = ValueError('RESOURCE_EXHAUSTED: Error writing "g.params" ... Failed '
                      "to write 2687502 bytes to file 7: No space left on "
