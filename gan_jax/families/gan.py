@@ -364,9 +364,10 @@ PRESETS = {
         setting: 13.30 after 22k steps on another machine's classifier);
         twice them (3.2e-3/8e-4) give 20.99 at 5k and 12.50 at 16k.
         MNIST with that earlier setting: FD 50.61 after 27.9 minutes (the
-        default's 10k steps: 89.48); not yet rerun with these rates. FD
-        against minutes in README, "Quality benchmark". Short of the FD 10
-        that issue 9 asks for.""",
+        default's 10k steps: 89.48); with these rates 59.66 after 23.9
+        minutes (`--dataset=mnist`), on another machine's MNIST classifier,
+        so not comparable. FD against minutes in README, "Quality
+        benchmark". Short of the FD 10 that issue 9 asks for.""",
         run=dict(num_steps=16_000),
         model=dict(lr_decay_steps=16_000, g_lr=1.6e-3, d_lr=4e-4)),
     "hinge_sn_fashion": Preset(
