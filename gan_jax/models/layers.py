@@ -129,8 +129,11 @@ class ConvTranspose(nn.Module):
 
   Input [B, H, W, C_in] -> output [B, H * s_h, W * s_w, features], computed as
   s_h * s_w stride-1 convs (one per output phase) interleaved by depth-to-space.
-  For few output channels the phases run as one wider conv instead, which
-  XLA's CPU backend runs faster than several thin ones.
+  With few outputs per tap (kh * kw * features <= C_in: an image's 1 or 3
+  channels) every phase comes from one matmul to all the taps' outputs
+  (`convolution.conv_as_tap_matmul`'s idea); for other layers with few
+  output channels the phases run as one wider conv, which XLA's CPU backend
+  runs faster than several thin ones.
   """
   features: int
   kernel_size: Tuple[int, int] = (4, 4)
