@@ -84,7 +84,7 @@ def test_conv_second_derivatives_are_flax_convs(channels, features, size):
 # Few outputs for many inputs: the forward pass, kernel gradient or input
 # gradient is a matmul to every tap's outputs (`conv_as_tap_matmul`).
 @pytest.mark.parametrize("ref,ours,channels", [
-    (nn.ConvTranspose(1, (4, 4), (2, 2), padding="SAME"),  # One wide conv.
+    (nn.ConvTranspose(1, (4, 4), (2, 2), padding="SAME"),  # Its phases.
      layers.ConvTranspose(1, (4, 4), (2, 2)), 40),
     (nn.Conv(16, (4, 4), (2, 2), padding="SAME"),  # Space-to-depth.
      layers.Conv(16, (4, 4), (2, 2)), 1),

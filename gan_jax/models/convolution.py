@@ -146,6 +146,14 @@ def _window_sums_bwd(groups, strides, size, z_shape, dys):
 window_sums.defvjp(_window_sums_fwd, _window_sums_bwd)
 
 
+def tap_products(x: Array, kernel: Array) -> Array:
+  """x [B, H, W, C_in] times every tap of kernel [kh, kw, C_in, C_out], in
+  one matmul: [B, H, W, kh * kw, C_out], tap index i * kw + j."""
+  kh, kw, c_in, c_out = kernel.shape
+  taps = kernel.transpose(2, 0, 1, 3).reshape(c_in, kh * kw * c_out)
+  return (x @ taps).reshape(x.shape[:3] + (kh * kw, c_out))
+
+
 def conv_as_tap_matmul(x: Array, kernel: Array, pads, strides) -> Array:
   """The convolution as one matmul from C_in to every tap's outputs, then a
   sum of each tap's shifted (strided) window (`window_sums`): [B, H, W,
@@ -154,10 +162,9 @@ def conv_as_tap_matmul(x: Array, kernel: Array, pads, strides) -> Array:
   convolution fills its kernels poorly: a 3x3 conv of [256, 14, 14, 64] to
   4 channels takes 7.4 against 21 ms forward, 13 against 26 ms for its
   kernel gradient."""
-  kh, kw, c_in, c_out = kernel.shape
-  b, h, w, _ = x.shape
-  taps = kernel.transpose(2, 0, 1, 3).reshape(c_in, kh * kw * c_out)
-  z = (x @ taps).reshape(b, h, w, kh * kw, c_out)
+  kh, kw = kernel.shape[:2]
+  h, w = x.shape[1:3]
+  z = tap_products(x, kernel)
   (low_h, high_h), (low_w, high_w) = pads
   size = ((h + low_h + high_h - kh) // strides[0] + 1,
           (w + low_w + high_w - kw) // strides[1] + 1)
@@ -284,9 +291,8 @@ def _input_gradient(x: Array, kernel: Array, dy: Array, strides, padding):
   pads = _explicit_padding(x.shape[1:3], kernel.shape[:2], strides, padding)
   strided = any(s > 1 for s in strides)
   if strided:  # The stride-1 convolution of space_to_depth's blocks.
-    _, from_blocks = jax.vjp(
-        lambda x: space_to_depth(x, kernel, pads, strides)[0], x)
-    kernel_blocks = space_to_depth(x, kernel, pads, strides)[1]
+    _, from_blocks, kernel_blocks = jax.vjp(
+        lambda x: space_to_depth(x, kernel, pads, strides), x, has_aux=True)
     stride1_pads = ((0, 0), (0, 0))
   else:
     kernel_blocks, stride1_pads = kernel, pads

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.models.convolution import (conv2d, few_outputs, space_to_depth,
-                                        tap_index, window_sums)
+                                        tap_index, tap_products, window_sums)
 
 # The collection every discriminator and encoder sows its hidden layers'
 # activations into, by layer name (e.g. "block_0"), for linear probes
@@ -109,10 +109,9 @@ def _phases_by_tap_matmul(x, kernel, phases_h, phases_w):
   (`convolution.window_sums`): the transposed convolution's own formula,
   each input pixel spreading x @ kernel over its output window. For few
   output channels, where XLA:CPU runs the phase convolutions slowly."""
-  kh, kw, c_in, c_out = kernel.shape
-  b, h, w, _ = x.shape
-  taps = kernel.transpose(2, 0, 1, 3).reshape(c_in, kh * kw * c_out)
-  z = (x @ taps).reshape(b, h, w, kh * kw, c_out)
+  kw = kernel.shape[1]
+  h, w = x.shape[1:3]
+  z = tap_products(x, kernel)
   # Phase (r, q)'s output m reads x[m + offset + j] times tap taps[j].
   groups = tuple(
       tuple((tap_h * kw + tap_w, (off_h + i, off_w + j))
