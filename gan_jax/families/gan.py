@@ -365,10 +365,9 @@ PRESETS = {
         twice them (3.2e-3/8e-4) give 20.99 at 5k and 12.50 at 16k.
         MNIST with that earlier setting: FD 50.61 after 27.9 minutes (the
         default's 10k steps: 89.48); with these rates 59.66 after 23.9
-        minutes (`--dataset=mnist`), on another machine's MNIST classifier;
-        on that classifier the earlier rates for these 16k steps reach
-        60.04, behind at 4k and 8k, level from 12k. FD against minutes in
-        README, "Quality
+        minutes (`--dataset=mnist`) on another machine's MNIST classifier,
+        where the earlier rates over these 16k steps reach 60.04 (behind at
+        4k and 8k, level from 12k). FD against minutes in README, "Quality
         benchmark". Short of the FD 10 that issue 9 asks for.""",
         run=dict(num_steps=16_000),
         model=dict(lr_decay_steps=16_000, g_lr=1.6e-3, d_lr=4e-4)),
