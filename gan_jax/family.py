@@ -94,21 +94,35 @@ class DataSpec:
   """What a family needs to know of the data to build its networks."""
   image_shape: Tuple[int, int, int]  # (H, W, C)
   num_classes: int = 0  # Distinct labels in the training data (0: none).
+  # Training examples of each label, [num_classes] (empty: not recorded,
+  # as in runs saved before it was).
+  label_counts: Tuple[int, ...] = ()
 
   @classmethod
   def of(cls, images: np.ndarray, labels: np.ndarray) -> "DataSpec":
     """The spec of images uint8 [N, H, W, C] with int labels [N]."""
-    num_classes = int(labels.max()) + 1 if len(labels) and labels.min() >= 0 \
-        else 0
-    return cls(tuple(int(d) for d in images.shape[1:]), num_classes)
+    labelled = len(labels) and labels.min() >= 0
+    num_classes = int(labels.max()) + 1 if labelled else 0
+    counts = np.bincount(labels, minlength=num_classes) if labelled else ()
+    return cls(tuple(int(d) for d in images.shape[1:]), num_classes,
+               tuple(int(c) for c in counts))
+
+  def same_data(self, other: "DataSpec") -> bool:
+    """Equal, except that a spec without label_counts (an older run's)
+    matches any counts."""
+    if not (self.label_counts and other.label_counts):
+      other = dataclasses.replace(other, label_counts=self.label_counts)
+    return self == other
 
   def to_dict(self) -> Dict[str, Any]:
     return {"image_shape": list(self.image_shape),
-            "num_classes": self.num_classes}
+            "num_classes": self.num_classes,
+            "label_counts": list(self.label_counts)}
 
   @classmethod
   def from_dict(cls, values: Dict[str, Any]) -> "DataSpec":
-    return cls(tuple(values["image_shape"]), values.get("num_classes", 0))
+    return cls(tuple(values["image_shape"]), values.get("num_classes", 0),
+               tuple(values.get("label_counts", ())))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +169,8 @@ class Family:
       (e.g. CycleGAN's two domains; gan_jax.data.batches).
     prepare_data: (model_config, images uint8 [N, H, W, C], labels int [N])
       -> (images, labels): what the family trains on, made from the loaded
-      data on the host, once (e.g. CycleGAN's domains); None: as loaded.
+      data on the host, once (e.g. CycleGAN's domains, the GAN's
+      clusters); None, or the same arrays given back: as loaded.
     describe_metrics: metrics -> the console log line's middle part.
     eval_metrics: what --eval_every computes (gan_jax.evaluator names).
     run_defaults: RunConfig values the family's command line starts from.

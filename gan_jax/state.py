@@ -18,6 +18,7 @@ from flax import struct
 from flax.training import train_state
 
 from gan_jax import family, losses, models, regularizers
+from gan_jax.models import conditioning
 from gan_jax.regularizers import Regularizer
 
 if TYPE_CHECKING:
@@ -52,6 +53,10 @@ class Game:
   # ACGAN (Odena et al. 2017): the weight of the cross-entropy of D's
   # auxiliary classifier in both players' losses; 0: no auxiliary loss.
   class_loss_weight: float = 0.0
+  # Frequencies [num_classes] at which G draws its own classes when asked
+  # for none (conditioning on clusters, not labels: models.conditioning.
+  # DrawnClasses); empty: classes are requested, as for labels.
+  class_frequencies: Tuple[float, ...] = ()
 
 
 class PlayerState(train_state.TrainState):
@@ -87,26 +92,32 @@ step_key = family.step_key  # fold_in(rng, step); kept here for 0.1's users.
 
 
 def make_game(config: "GANConfig", image_shape: Tuple[int, int, int],
-              num_classes: int = 0) -> Game:
+              num_classes: int = 0,
+              class_frequencies: Tuple[float, ...] = ()) -> Game:
   """The networks (the config's own modules if it passes them), loss and
   schedule of `config` for images of `image_shape`; class-conditional
-  networks of `num_classes` if > 0."""
+  networks of `num_classes` if > 0, whose G draws its own classes at
+  `class_frequencies` [num_classes] if given (clusters)."""
   conditional = {"num_classes": num_classes} if num_classes else {}
   generator, discriminator = models.create(
       config.arch, image_shape=tuple(image_shape),
       dtype=jnp.dtype(config.dtype), param_dtype=jnp.float32, **conditional)
+  generator = config.generator or generator
+  if class_frequencies:
+    generator = conditioning.DrawnClasses(generator, tuple(class_frequencies))
   discriminator = config.discriminator or discriminator
   if config.spectral_norm:
     discriminator = models.with_spectral_norm(discriminator)
   acgan = bool(num_classes) and config.class_head == "acgan"
   if acgan:
     discriminator = models.with_class_head(discriminator, "acgan")
-  return Game(config.generator or generator, discriminator, loss=config.loss,
+  return Game(generator, discriminator, loss=config.loss,
               latent_dim=config.latent_dim, d_steps=config.d_steps,
               ema_decay=config.g_ema_decay, ema_rampup=config.g_ema_rampup,
               d_regularizers=config.all_d_regularizers(),
               num_classes=num_classes, augment=config.diffaugment,
-              class_loss_weight=config.acgan_weight if acgan else 0.0)
+              class_loss_weight=config.acgan_weight if acgan else 0.0,
+              class_frequencies=tuple(class_frequencies))
 
 
 def make_optimizer(config: "GANConfig", regularizers_of_player=(),
@@ -127,14 +138,15 @@ def make_optimizer(config: "GANConfig", regularizers_of_player=(),
 
 
 def create_state(config: "GANConfig", image_shape: Tuple[int, int, int],
-                 rng: jax.Array | None = None, *, num_classes: int = 0
-                 ) -> GANState:
+                 rng: jax.Array | None = None, *, num_classes: int = 0,
+                 class_frequencies: Tuple[float, ...] = ()) -> GANState:
   """Initialises both players for images of `image_shape` (H, W, C), with
-  class-conditional networks if `num_classes` > 0.
+  class-conditional networks if `num_classes` > 0 (see `make_game` for
+  `class_frequencies`).
 
   `rng` defaults to jax.random.key(0), the key 0.1's default seed gave.
   """
-  game = make_game(config, image_shape, num_classes)
+  game = make_game(config, image_shape, num_classes, class_frequencies)
   if rng is None:
     rng = jax.random.key(0)
   g_key, d_key, run_key = jax.random.split(rng, 3)

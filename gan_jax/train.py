@@ -117,7 +117,8 @@ def _resume_check(current: checkpoint.RunRecord, workdir: str
           f"--workdir={workdir} holds a different run: {'; '.join(differing)}."
           " Use a new --workdir, or the saved values to resume.")
     if (saved.data_spec.image_shape != current.data_spec.image_shape or (
-        saved.format > 1 and saved.data_spec != current.data_spec)):
+        saved.format > 1 and not saved.data_spec.same_data(
+            current.data_spec))):
       raise ConfigError(
           f"--workdir={workdir} was trained on data of {saved.data_spec}, "
           f"this data has {current.data_spec}.")
@@ -253,8 +254,12 @@ def _train(family: Family, model: Any, run: RunConfig, workdir: str,
                       image=run.image_options())
   data_sha256 = dataset.sha256  # Of the data as loaded, which resumes check.
   if family.prepare_data:
-    dataset = data.Dataset(*family.prepare_data(model, dataset.images,
-                                                dataset.labels))
+    images, labels = family.prepare_data(model, dataset.images,
+                                         dataset.labels)
+    # New arrays are new data, whose labels the loaded class names do not
+    # name; the very arrays given back are the data as loaded.
+    if images is not dataset.images or labels is not dataset.labels:
+      dataset = data.Dataset(images, labels)
   data_spec = DataSpec.of(dataset.images, dataset.labels)
   logging.info("Data: %d images of shape %s from %s.", len(dataset),
                data_spec.image_shape, run.data_dir or f"TFDS {run.dataset}")

@@ -73,10 +73,16 @@ def run_module(module, *flags, timeout=300, env=None):
 @pytest.fixture(autouse=True)
 def hermetic(monkeypatch, tmp_path):
   """Each test has its own cache (classifiers, reference features; inherited
-  by the commands it runs), and TFDS's reachability probe answers
-  "reachable" without opening a socket (the offline test overrides it)."""
+  by the commands it runs) and its own temporary folder (TFDS leaves an
+  empty `tmp*tfds` folder behind for each mock dataset it opens), and TFDS's
+  reachability probe answers "reachable" without opening a socket (the
+  offline test overrides it)."""
   from gan_jax import data  # pylint: disable=g-import-not-at-top
   monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path / "gan_jax_cache"))
+  temporary = tmp_path.parent / f"{tmp_path.name}_tmp"
+  temporary.mkdir()
+  monkeypatch.setenv("TMPDIR", str(temporary))
+  monkeypatch.setattr(tempfile, "tempdir", str(temporary))
   monkeypatch.setattr(data, "_reachable", lambda *args, **kwargs: None)
 
 

@@ -23,7 +23,7 @@ from gan_jax.families import gan
 from gan_jax.family import DataSpec
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPEC = DataSpec((28, 28, 1), 10)
+SPEC = DataSpec((28, 28, 1), 10, (1,) * 10)
 NAMES = sorted(families.FAMILIES)
 # (family, preset) for every tiny* preset: the conformance test's subjects.
 VARIANTS = [(name, preset) for name in NAMES

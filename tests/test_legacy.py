@@ -42,7 +42,8 @@ def test_step_api_signatures_are_pinned():
                         "*labels=None"]
   assert _signature(steps.train_step) == ["state", "batch"]
   assert _signature(state_lib.create_state) == ["config", "image_shape",
-                                                "rng=None", "*num_classes=0"]
+                                                "rng=None", "*num_classes=0",
+                                                "*class_frequencies=()"]
   # 0.1's import paths.
   from gan_jax.config import GANConfig  # pylint: disable=g-import-not-at-top
   from gan_jax.state import GANState, PlayerState, step_key  # pylint: disable=g-import-not-at-top,unused-import

@@ -104,11 +104,13 @@ LOOP_SCRIPT = textwrap.dedent("""
 
 # The DCGAN case has DiffAugment (its shifts are einsums over the sharded
 # batch) and R1 (a penalty's double backward through convolution.conv2d);
-# the MLP case is class-conditional: labels sharded with the images.
+# the MLP cases are class-conditional (labels sharded with the images) and
+# conditioned on clusters (G draws its own for the grids).
 @pytest.mark.parametrize("changes", [
     dict(arch="dcgan_tiny", diffaugment="color,translation,cutout",
          penalty="r1"),
-    dict(arch="mlp_tiny", conditional=True)])
+    dict(arch="mlp_tiny", conditional=True),
+    dict(arch="mlp_tiny", clusters=3)])
 def test_training_on_8_devices_matches_1_device(idx_dir, tmp_path, changes):
   out = str(tmp_path / "eight.npz")
   env = dict(os.environ,

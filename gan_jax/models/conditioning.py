@@ -10,11 +10,15 @@
   head (Odena et al. 2017), whose class logits [B, K] D sows as
   intermediates["class_logits"] for the steps' classification loss.
 
+* `DrawnClasses` makes a conditional generator draw its own classes from
+  z at given frequencies: G conditioned on clusters rather than labels
+  (gan_jax.clustering), which samples without being told a class.
+
 Every function is called from inside a module's compact `__call__`, so the
 embeddings it creates are that module's parameters.
 """
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
@@ -113,3 +117,34 @@ class ClassGainBias(nn.Module):
     gain = embed("gain").reshape(shape)
     bias = embed("bias").reshape(shape)
     return (x * (1 + gain) + bias).astype(self.dtype)
+
+
+def classes_from_uniform_normal(u: Array, frequencies: Sequence[float]
+                                ) -> Array:
+  """Classes int32 [B] drawn at `frequencies` [K] (summing to 1) by the
+  inverse CDF of the standard normal entries u [B]: class k where
+  Phi(u) falls in [F_{k-1}, F_k)."""
+  cumulative = jnp.cumsum(jnp.asarray(frequencies, jnp.float32))
+  classes = jnp.searchsorted(cumulative, jax.scipy.stats.norm.cdf(
+      u.astype(jnp.float32)), side="right")
+  return jnp.minimum(classes, len(frequencies) - 1).astype(jnp.int32)
+
+
+class DrawnClasses(nn.Module):
+  """z [B, 1 + d] (and optionally labels [B]) -> generator(z[:, 1:],
+  labels): a conditional `generator` that, given no labels, draws them
+  from z[:, 0] at `frequencies` (`classes_from_uniform_normal`).
+
+  The class is drawn from a coordinate the generator never sees, so its
+  noise z[:, 1:] is N(0, I) whatever the class, as it is in training, where
+  the steps pass the real batch's labels.
+  """
+  generator: nn.Module
+  frequencies: Tuple[float, ...]
+
+  @nn.compact
+  def __call__(self, z: Array, train: bool = True,
+               labels: Optional[Array] = None) -> Array:
+    if labels is None:
+      labels = classes_from_uniform_normal(z[:, 0], self.frequencies)
+    return self.generator(z[:, 1:], train=train, labels=labels)
