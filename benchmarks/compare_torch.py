@@ -4,6 +4,8 @@ r"""gan_jax against its PyTorch twins, side by side: alternate runs, ratios.
         --rows=vae:mlp:128,vae:conv:128 --rounds=3
     python benchmarks/compare_torch.py --torch_python=... \
         --rows=gan:dcgan:64,gan:resnet:64:32 --steps=20
+    python benchmarks/compare_torch.py --torch_python=... --steps=6 \
+        --rows=gan:resnet_pyramid_small:64:64
     python benchmarks/compare_torch.py --torch_python=... \
         --rows=gan:dcgan:64:28:conditional,gan:dcgan:64:28:acgan,gan:dcgan:64:28:diffaugment
     python benchmarks/compare_torch.py --torch_python=... \
@@ -80,7 +82,8 @@ def main():
            "--repeats=3"])
       jax_rates.append(jax_result["images_per_sec"])
       jax_compile.append(jax_result["compile_seconds"])
-      twin_script = TWINS.get(f"{family}:{arch}", TWINS[family])
+      twin_script = TWINS.get(f"{family}:{arch.split('_')[0]}",
+                              TWINS[family])
       twin = [args.torch_python, os.path.join(HERE, twin_script),
               f"--batch_size={batch}", f"--steps={steps}",
               *TWIN_VARIANTS[variant]]
@@ -90,6 +93,8 @@ def main():
         twin += [f"--family={family}", f"--image_size={size}"]
       if family == "gan" and arch == "dcgan":
         twin += [f"--image_size={size}", f"--warmup={min(10, steps)}"]
+      if family == "gan" and arch.startswith("resnet"):
+        twin += [f"--arch={arch}", f"--image_size={size}"]
       result = _last_json(twin)
       torch_rates.append(result["images_per_sec"])
     jax_median = statistics.median(jax_rates)

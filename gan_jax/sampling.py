@@ -108,8 +108,9 @@ def requested_labels(requests: Sequence[str], num_samples: int,
   (class numbers or, for an image folder's run, the folders' `class_names`;
   cycled; or "all" for every class in turn)."""
   if not classes:
-    raise ConfigError("--label: this run's model is unconditional (train it "
-                      "with --conditional to draw chosen classes).")
+    raise ConfigError("--label: this run's model takes no class (it is "
+                      "unconditional, or draws its own --clusters); train "
+                      "it with --conditional to draw chosen classes.")
   if list(requests) == ["all"] or not requests:
     return np.arange(num_samples, dtype=np.int32) % classes
   number = {name: i for i, name in enumerate(class_names)}

@@ -29,7 +29,7 @@ def _init(arch, image_shape, batch=3, latent_dim=100, **kwargs):
 
 
 @pytest.mark.parametrize("arch", ["dcgan", "mlp", "dcgan_tiny", "mlp_tiny",
-                                  "resnet_tiny"])
+                                  "resnet_tiny", "resnet_pyramid_small"])
 @pytest.mark.parametrize("image_shape", [(28, 28, 1), (32, 32, 3),
                                          (64, 64, 3)])
 def test_shapes(arch, image_shape):
@@ -166,6 +166,32 @@ def test_resnet_32_parameter_count(arch, g_width, d_width, g_total, d_total):
            jax.tree_util.tree_flatten_with_path(d_vars["batch_stats"])[0]]
   assert sum(s.endswith("/u']") for s in stats) == 3 + 3 + 2 + 2 + 1
   assert not any("BatchNorm" in s for s in stats)
+
+
+@pytest.mark.parametrize("arch,f,g_total,d_total", [
+    ("resnet_pyramid", 64, 12_220_675, 9_578_689),
+    ("resnet_pyramid_small", 16, 1_162_051, 599_857)])
+def test_resnet_pyramid_64_parameter_count(arch, f, g_total, d_total):
+  """Widths double at each halving: G 16f at 4x4 to f at 64x64; D f at 64x64
+  to 4f at 8x8, then two plain blocks at 8f."""
+  generator, discriminator = models.create(arch, image_shape=(64, 64, 3))
+  g_vars = jax.eval_shape(lambda: generator.init(
+      jax.random.key(0), jnp.ones((1, 128)), train=False))
+  d_vars = jax.eval_shape(lambda: discriminator.init(
+      jax.random.key(1), jnp.ones((1, 64, 64, 3)), train=False))
+  bn = lambda c: 2 * c
+  g_widths = [16 * f, 8 * f, 4 * f, 2 * f, f]
+  g_expected = (128 * 16 * g_widths[0] + 16 * g_widths[0]
+                + sum(bn(c_in) + bn(c_out) + _resnet_block_params(c_in, c_out)
+                      for c_in, c_out in zip(g_widths, g_widths[1:]))
+                + bn(f) + 9 * f * 3 + 3)
+  d_expected = (_resnet_block_params(3, f) + _resnet_block_params(f, 2 * f)
+                + _resnet_block_params(2 * f, 4 * f)
+                + _resnet_block_params(4 * f, 8 * f)  # Plain: 1x1 shortcut.
+                + _resnet_block_params(8 * f, 8 * f, shortcut=False)
+                + 8 * f + 1)
+  assert _count(g_vars["params"]) == g_expected == g_total
+  assert _count(d_vars["params"]) == d_expected == d_total
 
 
 def test_resnet_projection_head_adds_the_label_embedding_product():

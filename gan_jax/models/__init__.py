@@ -39,6 +39,17 @@ ARCHITECTURES: Dict[str, Tuple[Callable[..., nn.Module],
     # 1/4 of D's convolution FLOPs): for CPU budgets and small datasets.
     "resnet_small": (functools.partial(ResNetGenerator, features=64),
                      functools.partial(ResNetDiscriminator, features=64)),
+    # Widths doubling at each halving of resolution, as SNGAN's and
+    # BigGAN's networks at 64x64 and above: G 1024 channels at 4x4 down to 64
+    # at 64x64, D 64 at 64x64 up to 512 at 8x8.
+    "resnet_pyramid": (
+        functools.partial(ResNetGenerator, features=64, pyramid=True),
+        functools.partial(ResNetDiscriminator, features=64, pyramid=True)),
+    # The same at a quarter of the widths (~1/16 of the FLOPs; at 64x64
+    # about DCGAN's): for CPU budgets and small datasets.
+    "resnet_pyramid_small": (
+        functools.partial(ResNetGenerator, features=16, pyramid=True),
+        functools.partial(ResNetDiscriminator, features=16, pyramid=True)),
     # Tiny variants for fast tests; same code paths as the real ones.
     "dcgan_tiny": (functools.partial(DCGANGenerator, features=8),
                    functools.partial(DCGANDiscriminator, features=8)),

@@ -22,6 +22,12 @@ Koyama 2018, built from the image size:
 | 32    | 3 (4x4)          | 2 (-> 8x8), 2             |
 | 64    | 4 (4x4)          | 3 (-> 8x8), 2             |
 
+Widths: `features` channels everywhere (the CIFAR-10 networks), or with
+`pyramid` the widths of the larger SNGAN/BigGAN models: `features` at full
+resolution, doubled at each halving (G at 64x64: 16f at 4x4, 8f, 4f, 2f, f
+at 64x64; D: f, 2f, 4f down to 8x8, then 8f, 8f). Each block then costs
+about the same, where constant widths spend most FLOPs at full resolution.
+
 Weights are Glorot-uniform, as in the authors' Chainer code.
 """
 
@@ -117,6 +123,7 @@ class ResNetGenerator(nn.Module):
   [B, H, W, C] in [-1, 1]."""
   image_shape: Tuple[int, int, int] = (32, 32, 3)
   features: int = 256
+  pyramid: bool = False  # Widths double at each halving of resolution.
   num_classes: int = 0  # > 0: class-conditional BatchNorm.
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
@@ -129,12 +136,15 @@ class ResNetGenerator(nn.Module):
     n_up = num_upsamplings(height)
     base_h, base_w = height >> n_up, width >> n_up
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, train=train)
-    x = nn.Dense(base_h * base_w * self.features, kernel_init=_INIT,
+    # widths[0]: the base map; widths[i + 1]: block i's output.
+    widths = [self.features << (n_up - i if self.pyramid else 0)
+              for i in range(n_up + 1)]
+    x = nn.Dense(base_h * base_w * widths[0], kernel_init=_INIT,
                  dtype=self.dtype, param_dtype=self.param_dtype)(
                      z.astype(self.dtype))
-    x = x.reshape(z.shape[0], base_h, base_w, self.features)
-    for _ in range(n_up):
-      x = GeneratorBlock(features=self.features, num_classes=self.num_classes,
+    x = x.reshape(z.shape[0], base_h, base_w, widths[0])
+    for width in widths[1:]:
+      x = GeneratorBlock(features=width, num_classes=self.num_classes,
                          **kw)(x, labels)
     x = nn.relu(_batch_norm(train, self.dtype, self.param_dtype)(x))
     x = layers.Conv(channels, (3, 3), (1, 1), kernel_init=_INIT,
@@ -146,6 +156,7 @@ class ResNetDiscriminator(nn.Module):
   """images [B, H, W, C] (and labels [B] with num_classes) -> logits [B]."""
   image_shape: Tuple[int, int, int] = (32, 32, 3)
   features: int = 128
+  pyramid: bool = False  # Widths double at each halving of resolution.
   spectral_norm: bool = True
   num_classes: int = 0  # > 0: projection head for labels.
   # With num_classes: "projection", or "acgan" (an auxiliary classifier).
@@ -163,7 +174,8 @@ class ResNetDiscriminator(nn.Module):
     h = x.astype(self.dtype)
     n_down = max(num_upsamplings(self.image_shape[0]) - 1, 2)
     for i in range(n_down + 2):
-      h = DiscriminatorBlock(features=self.features, first=i == 0,
+      width = self.features << (min(i, n_down) if self.pyramid else 0)
+      h = DiscriminatorBlock(features=width, first=i == 0,
                              down=i < n_down, **kw)(h)
       self.sow(layers.FEATURES, f"block_{i}", h)
     h = jnp.sum(nn.relu(h), axis=(1, 2))  # Global sum pooling: [B, C].
