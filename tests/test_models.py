@@ -139,17 +139,23 @@ def _resnet_block_params(c_in, c_out, shortcut=True):
           + (c_in * c_out + c_out if shortcut else 0))
 
 
+def _variable_shapes(arch, size, latent_dim=128):
+  """(G's, D's) variables of `arch` for size x size x 3 images, as shapes
+  only: no arrays are computed."""
+  generator, discriminator = models.create(arch, image_shape=(size, size, 3))
+  g_vars = jax.eval_shape(lambda: generator.init(
+      jax.random.key(0), jnp.ones((1, latent_dim)), train=False))
+  d_vars = jax.eval_shape(lambda: discriminator.init(
+      jax.random.key(1), jnp.ones((1, size, size, 3)), train=False))
+  return g_vars, d_vars
+
+
 @pytest.mark.parametrize("arch,g_width,d_width,g_total,d_total", [
     ("resnet", 256, 128, 4_276_739, 1_053_825),
     ("resnet_small", 64, 64, 368_771, 264_769)])
 def test_resnet_32_parameter_count(arch, g_width, d_width, g_total, d_total):
   """SNGAN's CIFAR-10 networks: about 4.3M (G) and 1.05M (D) params."""
-  generator, discriminator = models.create(arch, image_shape=(32, 32, 3))
-  # Shapes only: no arrays are computed.
-  g_vars = jax.eval_shape(lambda: generator.init(
-      jax.random.key(0), jnp.ones((1, 128)), train=False))
-  d_vars = jax.eval_shape(lambda: discriminator.init(
-      jax.random.key(1), jnp.ones((1, 32, 32, 3)), train=False))
+  g_vars, d_vars = _variable_shapes(arch, size=32)
   bn = lambda c: 2 * c
   g, d = g_width, d_width
   g_expected = (128 * 16 * g + 16 * g  # Dense to 4x4xg.
@@ -174,11 +180,7 @@ def test_resnet_32_parameter_count(arch, g_width, d_width, g_total, d_total):
 def test_resnet_pyramid_64_parameter_count(arch, f, g_total, d_total):
   """Widths double at each halving: G 16f at 4x4 to f at 64x64; D f at 64x64
   to 4f at 8x8, then two plain blocks at 8f."""
-  generator, discriminator = models.create(arch, image_shape=(64, 64, 3))
-  g_vars = jax.eval_shape(lambda: generator.init(
-      jax.random.key(0), jnp.ones((1, 128)), train=False))
-  d_vars = jax.eval_shape(lambda: discriminator.init(
-      jax.random.key(1), jnp.ones((1, 64, 64, 3)), train=False))
+  g_vars, d_vars = _variable_shapes(arch, size=64)
   bn = lambda c: 2 * c
   g_widths = [16 * f, 8 * f, 4 * f, 2 * f, f]
   g_expected = (128 * 16 * g_widths[0] + 16 * g_widths[0]
