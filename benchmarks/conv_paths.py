@@ -8,8 +8,10 @@ the kernel gradient (jit, best of --repeats windows) computed three ways:
 `jax.lax.conv_general_dilated` and its autodiff ("xla"),
 `convolution.conv_as_matmul` ("matmul", im2col with padding-only taps
 dropped) and `convolution.conv_as_tap_matmul` ("tap", one matmul to every
-tap's outputs, then window sums). `chosen` names the path
-`convolution.conv2d` takes for each pass of a stride-1 convolution, from the
+tap's outputs, then window sums). For strided convolutions, "phases" is
+the input gradient as one stride-1 convolution per input phase
+(`convolution.strided_input_gradient`, what `conv2d` takes for them).
+`chosen` names the path `convolution.conv2d` takes for each pass, from the
 shapes alone (`convolution.conv_path`, `few_outputs`). One JSON line per
 shape, times in ms.
 """
@@ -86,6 +88,12 @@ def main():
                               args.repeats),
           kernel_grad=_best_ms(kernel_grad, (x, kernel, dy), args.steps,
                                args.repeats))
+    if s > 1:
+      phases = jax.jit(lambda k, dy, pads=pads, strides=strides, size=size:
+                       convolution.strided_input_gradient(
+                           dy, k, pads, strides, (size, size)))
+      row["phases"] = dict(input_grad=_best_ms(phases, (kernel, dy),
+                                               args.steps, args.repeats))
     dilated = convolution.dilated_size(dy, strides)
     # Each pass as a convolution: its window, its map, its kernel's shape.
     passes = {"forward": ((k, k), (size, size), (k, k, c_in, c_out)),
@@ -95,6 +103,8 @@ def main():
              "matmul", convolution.conv_as_tap_matmul: "tap"}
     row["chosen"] = {name: names[convolution.conv_path(*conv_pass)]
                      for name, conv_pass in passes.items()}
+    if s > 1:
+      row["chosen"]["input_grad"] = "phases"
     print(json.dumps(row), flush=True)
 
 

@@ -108,8 +108,7 @@ def test_few_channel_convs_are_flax_convs(ref, ours, channels):
     (1, 2, 4, ((3, 3), (3, 3))),     # Every row's taps read padding only.
 ])
 @pytest.mark.parametrize("conv", [convolution.conv_as_matmul,
-                                  convolution.conv_as_tap_matmul,
-                                  convolution.space_to_depth_conv])
+                                  convolution.conv_as_tap_matmul])
 def test_conv_rewrites_are_xla_conv(size, kernel, stride, pads, conv):
   x = jax.random.normal(jax.random.key(0), (2, size, size + 1, 3))
   k = jax.random.normal(jax.random.key(1), (kernel, kernel, 3, 4))
@@ -123,6 +122,26 @@ def test_conv_rewrites_are_xla_conv(size, kernel, stride, pads, conv):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4,
                                                        rtol=1e-4),
                jax.vjp(ours, x, k)[1](dy), jax.vjp(xla, x, k)[1](dy))
+
+
+@pytest.mark.parametrize("size,kernel,stride,pads", [
+    ((14, 14), 4, 2, ((1, 1), (1, 1))),  # The DCGAN discriminator's layer.
+    ((7, 9), 4, 2, ((1, 2), (1, 2))),    # Odd sizes: unequal phases.
+    ((8, 8), 3, 3, ((0, 1), (2, 0))),    # Stride 3, asymmetric padding.
+    ((9, 6), 2, 3, ((0, 0), (0, 0))),    # Kernel < stride: a phase no tap
+                                         # reaches has a zero gradient.
+    ((2, 2), 4, 2, ((1, 1), (1, 1))),    # Phase windows exceed the map.
+])
+def test_strided_input_gradient_is_xla_input_gradient(size, kernel, stride,
+                                                      pads):
+  x = jax.random.normal(jax.random.key(0), (2,) + size + (5,))
+  k = jax.random.normal(jax.random.key(1), (kernel, kernel, 5, 6))
+  xla = lambda x: convolution.xla_conv(x, k, pads, (stride, stride))
+  y, vjp = jax.vjp(xla, x)
+  dy = jax.random.normal(jax.random.key(2), y.shape)
+  got = convolution.strided_input_gradient(dy, k, pads, (stride, stride),
+                                           size)
+  np.testing.assert_allclose(got, vjp(dy)[0], atol=1e-5, rtol=1e-5)
 
 
 def test_rejects_unsupported_kernels():

@@ -12,8 +12,9 @@ arithmetic differs:
   about 10x slower.
 * A convolution with stride s over an input of few channels is a stride-1
   convolution over the space-to-depth input; a wider one keeps XLA's strided
-  convolution but takes its input gradient through space-to-depth, ~2.5x
-  faster than XLA's own (`convolution.space_to_depth_conv`).
+  convolution but takes its input gradient as one stride-1 convolution per
+  input phase, ~2.5x faster than XLA's own
+  (`convolution.strided_input_gradient`).
 * A convolution's input gradient has a hand-written derivative by the kernel
   (`convolution.conv2d`), so gradient penalties' double backward avoids XLA:CPU's slow
   base-dilated convolution over the batch.
@@ -211,7 +212,7 @@ class Conv(nn.Module):
   channels and so better fills XLA:CPU's kernels (a kernel that is not a
   multiple of the strides is zero-padded to one). Wider inputs use the
   strided conv directly, which measured faster there, and take their input
-  gradient through space-to-depth (`convolution.space_to_depth_conv`).
+  gradient by input phases (`convolution.strided_input_gradient`).
   """
   features: int
   kernel_size: Tuple[int, int] = (4, 4)
