@@ -28,6 +28,11 @@ Each round runs the JAX step
 --torch_python, where torch is installed) one after the other, so both see
 the same machine state. Prints one JSON line per row with every round's
 images/sec, the medians and their ratio (gan_jax / PyTorch).
+
+--preload runs both sides with a shared library preloaded, e.g. tcmalloc:
+with glibc's malloc both page-fault their step's large temporary buffers
+afresh every step (~25k faults a step for the DCGAN at 28x28, batch 256),
+which tcmalloc avoids (README, Performance).
 """
 
 import argparse
@@ -50,8 +55,9 @@ TWIN_VARIANTS = {"fast": [], "conditional": ["--conditional=projection"],
                  "torch_compile": ["--compile"]}
 
 
-def _last_json(command):
-  result = subprocess.run(command, capture_output=True, text=True, check=False)
+def _last_json(command, env=None):
+  result = subprocess.run(command, capture_output=True, text=True, check=False,
+                          env=env)
   if result.returncode:
     sys.exit(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
   return json.loads(result.stdout.strip().splitlines()[-1])
@@ -66,7 +72,16 @@ def main():
   parser.add_argument("--steps", type=int, default=None,
                       help="Timed steps per window (default: about 4,096 "
                       "28x28-image equivalents, at least 3).")
+  parser.add_argument("--preload", default="",
+                      help="A shared library both sides run with "
+                      "(LD_PRELOAD), e.g. tcmalloc's.")
   args = parser.parse_args()
+  env = dict(os.environ)
+  if args.preload:
+    if not os.path.exists(args.preload):
+      sys.exit(f"--preload={args.preload} does not exist; install it (e.g. "
+               "apt-get install libtcmalloc-minimal4) or fix the path.")
+    env["LD_PRELOAD"] = args.preload
 
   for row in args.rows.split(","):
     family, arch, batch, *rest = row.split(":")
@@ -79,7 +94,7 @@ def main():
           [sys.executable, os.path.join(HERE, "train_speed.py"),
            f"--child={family}:{arch}:{size}:{batch}:{variant}",
            f"--steps={steps}",
-           "--repeats=3"])
+           "--repeats=3"], env)
       jax_rates.append(jax_result["images_per_sec"])
       jax_compile.append(jax_result["compile_seconds"])
       twin_script = TWINS.get(f"{family}:{arch.split('_')[0]}",
@@ -95,7 +110,7 @@ def main():
         twin += [f"--image_size={size}", f"--warmup={min(10, steps)}"]
       if family == "gan" and arch.startswith("resnet"):
         twin += [f"--arch={arch}", f"--image_size={size}"]
-      result = _last_json(twin)
+      result = _last_json(twin, env)
       torch_rates.append(result["images_per_sec"])
     jax_median = statistics.median(jax_rates)
     torch_median = statistics.median(torch_rates)
@@ -105,6 +120,7 @@ def main():
         "torch_images_per_sec": torch_rates, "torch": result["framework"],
         "torch_threads": result["threads"],
         "torch_compile": result.get("compile", False),
+        "preload": args.preload or None,
         "ratio": round(jax_median / torch_median, 2)}), flush=True)
 
 
