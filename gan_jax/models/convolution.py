@@ -344,7 +344,7 @@ def _input_gradient(x: Array, kernel: Array, dy: Array, strides, padding):
   dy; x only gives its shape)."""
   pads = _explicit_padding(x.shape[1:3], kernel.shape[:2], strides, padding)
   strided = any(s > 1 for s in strides)
-  if strided:  # The stride-1 convolution of space_to_depth's blocks.
+  if strided:  # Few input channels: convolve space_to_depth's blocks.
     _, from_blocks, kernel_blocks = jax.vjp(
         lambda x: space_to_depth(x, kernel, pads, strides), x, has_aux=True)
     stride1_pads = ((0, 0), (0, 0))
